@@ -1,0 +1,170 @@
+"""Settings: every ``HUB_*`` environment variable, its coercer and its default, in one table."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SIGNATURE_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
+
+
+class ConfigError(ValueError):
+    """An environment variable has a value the hub cannot use."""
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _prefixes(value: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.split(",") if p.strip())
+
+
+def _algorithm(value: str) -> str:
+    value = value.strip().lower()
+    if value not in SIGNATURE_ALGORITHMS:
+        raise ValueError(f"must be one of {', '.join(SIGNATURE_ALGORITHMS)}")
+    return value
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a positive integer")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError("must be positive")
+    return number
+
+
+def _bind(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError("must be host:port")
+    return value
+
+
+# env var -> (field name, coercer). Defaults live on the dataclass fields below.
+_TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "HUB_BIND": ("bind", _bind),
+    "HUB_PUBLIC_URL": ("public_url", str),
+    "HUB_BROKER_URL": ("broker_url", str),
+    "HUB_DATABASE_URL": ("database_url", str),
+    "HUB_ALLOW_PRIVATE_ADDRESSES": ("allow_private_addresses", _bool),
+    "HUB_TOPIC_ALLOWLIST": ("topic_allowlist", _prefixes),
+    "HUB_LEASE_MIN": ("lease_min", _positive_int),
+    "HUB_LEASE_DEFAULT": ("lease_default", _positive_int),
+    "HUB_LEASE_MAX": ("lease_max", _positive_int),
+    "HUB_DELIVERY_MAX_ATTEMPTS": ("delivery_max_attempts", _positive_int),
+    "HUB_DELIVERY_BACKOFF_BASE": ("delivery_backoff_base", _positive_float),
+    "HUB_RETRY_AFTER_CAP": ("retry_after_cap", _positive_float),
+    "HUB_HTTP_TIMEOUT": ("http_timeout", _positive_float),
+    "HUB_SIGNATURE_ALGORITHM": ("signature_algorithm", _algorithm),
+    "HUB_METRICS_PORT": ("metrics_port", int),
+    "HUB_FETCH_MAX_BYTES": ("fetch_max_bytes", _positive_int),
+    "HUB_FETCH_MAX_REDIRECTS": ("fetch_max_redirects", int),
+    "HUB_MAX_REQUEST_BYTES": ("max_request_bytes", _positive_int),
+    "HUB_MAX_URL_LENGTH": ("max_url_length", _positive_int),
+    "HUB_DELIVERY_CONCURRENCY": ("delivery_concurrency", _positive_int),
+    "HUB_DELIVERY_PER_HOST": ("delivery_per_host", _positive_int),
+    "HUB_DELIVERY_BATCH_SIZE": ("delivery_batch_size", _positive_int),
+    "HUB_PREFETCH": ("prefetch", _positive_int),
+    "HUB_VERIFY_PREFETCH": ("verify_prefetch", _positive_int),
+    "HUB_NOTIFICATION_RETENTION": ("notification_retention", _positive_float),
+    "HUB_WEB_WORKERS": ("web_workers", _positive_int),
+    "HUB_WEB_THREADS": ("web_threads", _positive_int),
+    "HUB_PUBLISH_TOKEN": ("publish_token", str),
+    "HUB_MAX_SUBSCRIPTIONS_PER_TOPIC": ("max_subscriptions_per_topic", int),
+    "HUB_MAX_SUBSCRIPTIONS_PER_HOST": ("max_subscriptions_per_host", int),
+    "HUB_RATE_LIMIT_PER_MINUTE": ("rate_limit_per_minute", int),
+    "HUB_NAMESPACE": ("namespace", str),
+    "HUB_LOG_LEVEL": ("log_level", str),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The hub's whole configuration. Build it with :meth:`from_env` at an entry point."""
+
+    bind: str = "127.0.0.1:8080"
+    public_url: str = ""  # empty: http://<bind>/
+    broker_url: str = "memory://"
+    database_url: str = "sqlite:///var/broker-hub.sqlite3"
+    allow_private_addresses: bool = False
+    topic_allowlist: tuple[str, ...] = ()
+    lease_min: int = 60
+    lease_default: int = 864000
+    lease_max: int = 2592000
+    delivery_max_attempts: int = 8
+    delivery_backoff_base: float = 30.0
+    retry_after_cap: float = 3600.0
+    http_timeout: float = 10.0
+    signature_algorithm: str = "sha256"
+    metrics_port: int = 0  # 0: the worker picks its documented default
+    fetch_max_bytes: int = 10 * 1024 * 1024
+    fetch_max_redirects: int = 5
+    max_request_bytes: int = 64 * 1024
+    max_url_length: int = 2048
+    delivery_concurrency: int = 512
+    delivery_per_host: int = 64
+    delivery_batch_size: int = 500
+    prefetch: int = 8
+    verify_prefetch: int = 256
+    notification_retention: float = 7 * 86400.0
+    web_workers: int = 2
+    web_threads: int = 8
+    publish_token: str = field(default="", repr=False)
+    max_subscriptions_per_topic: int = 0  # 0: unlimited
+    max_subscriptions_per_host: int = 0  # 0: unlimited
+    rate_limit_per_minute: int = 0  # 0: unlimited
+    namespace: str = "broker_hub"  # prefix of every exchange and queue name
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not (self.lease_min <= self.lease_default <= self.lease_max):
+            raise ConfigError("need HUB_LEASE_MIN <= HUB_LEASE_DEFAULT <= HUB_LEASE_MAX")
+        if not self.public_url:
+            object.__setattr__(self, "public_url", f"http://{self.bind}/")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Read the ``HUB_*`` variables; unknown or empty variables keep their defaults."""
+        values: dict[str, Any] = {}
+        for name, (attr, coerce) in _TABLE.items():
+            raw = environ.get(name)
+            if raw is None or (raw == "" and attr not in ("topic_allowlist", "publish_token")):
+                continue
+            try:
+                values[attr] = coerce(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{name}={raw!r}: {exc}") from None
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def host(self) -> str:
+        return self.bind.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.bind.rpartition(":")[2])
+
+
+def documented_variables() -> list[tuple[str, str, Any]]:
+    """(variable, field, default) rows, for the README and ``broker-hub --help``."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
+    return [(name, attr, defaults[attr]) for name, (attr, _) in _TABLE.items()]

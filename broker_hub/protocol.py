@@ -1,0 +1,124 @@
+"""The hub endpoint's requests: parse and validate form-encoded WebSub parameters (no Flask)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from broker_hub import netguard
+from broker_hub.config import Settings
+from broker_hub.errors import BadRequest, Forbidden
+from broker_hub.urls import validate_url
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+SECRET_MAX_BYTES = 200
+MAX_FIELDS = 100
+SINGLE_VALUED = ("hub.mode", "hub.topic", "hub.callback", "hub.secret", "hub.lease_seconds")
+
+
+@dataclass(frozen=True)
+class SubscriptionRequest:
+    """A subscribe or unsubscribe request, validated."""
+
+    mode: str
+    topic: str
+    callback: str
+    secret: str | None = field(default=None, repr=False)
+    lease_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    """A publish ping naming one or more topics."""
+
+    topics: tuple[str, ...]
+
+
+def parse_form(content_type: str | None, body: bytes, query: bytes = b"") -> list[tuple[str, str]]:
+    """Decode the form body (or, for a bodiless POST, the query string) into pairs."""
+    mimetype = (content_type or "").split(";", 1)[0].strip().lower()
+    if not body and not mimetype and query:
+        body = query
+    elif mimetype != FORM_TYPE:
+        shown = mimetype or "none"
+        raise BadRequest(f"Content-Type must be {FORM_TYPE} (got {shown})", status=415)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the request body is not valid UTF-8") from None
+    try:
+        return parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise BadRequest(f"too many parameters (at most {MAX_FIELDS})", status=413) from None
+
+
+def _single(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in SINGLE_VALUED:
+            continue
+        if name in values and values[name] != value:
+            raise BadRequest(f"{name} is given more than once with different values")
+        values[name] = value
+    return values
+
+
+def check_topic_policy(topic: str, settings: Settings) -> None:
+    """Refuse (403) a topic outside the allowlist or on a forbidden address."""
+    if settings.topic_allowlist and not topic.startswith(settings.topic_allowlist):
+        raise Forbidden("hub.topic is not served by this hub (not in HUB_TOPIC_ALLOWLIST)")
+    _check_address("hub.topic", topic, settings)
+
+
+def _check_address(name: str, url: str, settings: Settings) -> None:
+    try:
+        netguard.check_url_host(url, allow_private=settings.allow_private_addresses)
+    except netguard.ForbiddenAddress as exc:
+        raise Forbidden(f"{name} points to a forbidden address: {exc}") from None
+
+
+def parse_hub_request(
+    pairs: list[tuple[str, str]], settings: Settings
+) -> SubscriptionRequest | PublishRequest:
+    """Validate the parameters of one hub request; raise BadRequest naming what is wrong."""
+    values = _single(pairs)
+    mode = values.get("hub.mode")
+    if mode is None:
+        raise BadRequest("hub.mode is missing")
+    if mode == "publish":
+        return _publish(pairs, settings)
+    if mode not in ("subscribe", "unsubscribe"):
+        raise BadRequest(f"hub.mode {mode[:40]!r} is not one of subscribe, unsubscribe, publish")
+    limit = settings.max_url_length
+    if "hub.topic" not in values:
+        raise BadRequest("hub.topic is missing")
+    if "hub.callback" not in values:
+        raise BadRequest("hub.callback is missing")
+    topic = validate_url("hub.topic", values["hub.topic"], max_length=limit)
+    callback = validate_url("hub.callback", values["hub.callback"], max_length=limit)
+    secret = values.get("hub.secret") or None
+    if secret is not None and len(secret.encode("utf-8")) >= SECRET_MAX_BYTES:
+        raise BadRequest(f"hub.secret must be shorter than {SECRET_MAX_BYTES} bytes")
+    lease = None
+    if mode == "subscribe" and values.get("hub.lease_seconds", "") != "":
+        raw = values["hub.lease_seconds"]
+        if not raw.isascii() or not raw.isdigit() or int(raw) <= 0:
+            raise BadRequest("hub.lease_seconds must be a positive integer")
+        lease = int(raw)
+    check_topic_policy(topic, settings)
+    _check_address("hub.callback", callback, settings)
+    return SubscriptionRequest(mode, topic, callback, secret, lease)
+
+
+def _publish(pairs: list[tuple[str, str]], settings: Settings) -> PublishRequest:
+    topics: list[str] = []
+    for name, value in pairs:
+        if name in ("hub.url", "hub.url[]", "hub.topic", "hub.topic[]"):
+            label = name.rstrip("[]")
+            topic = validate_url(label, value, max_length=settings.max_url_length)
+            check_topic_policy(topic, settings)
+            if topic not in topics:
+                topics.append(topic)
+    if not topics:
+        raise BadRequest("hub.url (or hub.topic) is missing")
+    return PublishRequest(tuple(topics))

@@ -1,0 +1,241 @@
+"""Storage: subscriptions, topic fetch state and notification bodies, behind one small class.
+
+SQLite by default; PostgreSQL when several machines share it. Same SQL, chosen by URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from broker_hub.storage.backends import Backend, backend_for
+from broker_hub.storage.records import Notification, Subscription, TopicState
+from broker_hub.storage.schema import statements
+from broker_hub.urls import host_label
+
+__all__ = ["Notification", "Storage", "Subscription", "TopicState"]
+
+_SUB_COLUMNS = "id, topic, callback, secret, lease_seconds, expires_at, delivered_upto"
+_TOPIC_COLUMNS = (
+    "url, ping_seq, fetched_seq, etag, last_modified, content_hash, content_type, entries"
+)
+
+
+class Storage:
+    """Every query the hub makes. Thread-safe: each thread gets its own connection."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+
+    @classmethod
+    def from_url(cls, url: str) -> Storage:
+        return cls(backend_for(url))
+
+    def create_schema(self) -> None:
+        with self.backend.transaction():
+            for statement in statements(self.backend.dialect):
+                self.backend.execute(statement)
+
+    def ping(self) -> None:
+        """Raise when the database does not answer."""
+        self.backend.execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # -- topics -----------------------------------------------------------------------------
+
+    def record_ping(self, topic: str) -> int:
+        """Count a ping for ``topic``; returns its sequence number."""
+        row = self.backend.execute(
+            "INSERT INTO topics (url, ping_seq) VALUES (?, 1) "
+            "ON CONFLICT (url) DO UPDATE SET ping_seq = topics.ping_seq + 1 RETURNING ping_seq",
+            (topic,),
+        ).fetchone()
+        return int(row[0])
+
+    def topic_state(self, topic: str) -> TopicState | None:
+        row = self.backend.execute(
+            f"SELECT {_TOPIC_COLUMNS} FROM topics WHERE url = ?", (topic,)
+        ).fetchone()
+        return TopicState(*row) if row else None
+
+    def save_fetch(
+        self,
+        topic: str,
+        *,
+        fetched_seq: int,
+        etag: str | None,
+        last_modified: str | None,
+        content_hash: str | None,
+        content_type: str | None,
+        entries: str | None,
+        now: float,
+    ) -> None:
+        """Record the outcome of a fetch that covered pings up to ``fetched_seq``."""
+        self.backend.execute(
+            "UPDATE topics SET "
+            "fetched_seq = CASE WHEN fetched_seq > ? THEN fetched_seq ELSE ? END, "
+            "etag = ?, last_modified = ?, content_hash = ?, content_type = ?, entries = ?, "
+            "fetched_at = ? WHERE url = ?",
+            (
+                fetched_seq,
+                fetched_seq,
+                etag,
+                last_modified,
+                content_hash,
+                content_type,
+                entries,
+                now,
+                topic,
+            ),
+        )
+
+    def mark_fetched(self, topic: str, fetched_seq: int) -> None:
+        """Record that pings up to ``fetched_seq`` are covered, keeping the content state."""
+        self.backend.execute(
+            "UPDATE topics SET fetched_seq = ? WHERE url = ? AND fetched_seq < ?",
+            (fetched_seq, topic, fetched_seq),
+        )
+
+    # -- notifications ----------------------------------------------------------------------
+
+    def add_notification(
+        self, topic: str, content_type: str, body: bytes, pinged_at: float, now: float
+    ) -> int:
+        row = self.backend.execute(
+            "INSERT INTO notifications (topic, content_type, body, pinged_at, created_at) "
+            "VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (topic, content_type, body, pinged_at, now),
+        ).fetchone()
+        return int(row[0])
+
+    def notification(self, notification_id: int) -> Notification | None:
+        row = self.backend.execute(
+            "SELECT id, topic, content_type, body, pinged_at FROM notifications WHERE id = ?",
+            (notification_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return Notification(row[0], row[1], row[2], bytes(row[3]), row[4])
+
+    def delete_notifications_before(self, created_before: float) -> int:
+        cur = self.backend.execute(
+            "DELETE FROM notifications WHERE created_at < ?", (created_before,)
+        )
+        return cur.rowcount or 0
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    def activate(
+        self, topic: str, callback: str, secret: str | None, lease_seconds: int, now: float
+    ) -> Subscription:
+        """Create the subscription, or replace its secret and lease (a verified re-subscribe)."""
+        row = self.backend.execute(
+            "INSERT INTO subscriptions (topic, callback, callback_host, secret, lease_seconds, "
+            "expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (topic, callback) DO UPDATE SET secret = excluded.secret, "
+            "lease_seconds = excluded.lease_seconds, expires_at = excluded.expires_at "
+            f"RETURNING {_SUB_COLUMNS}",
+            (
+                topic,
+                callback,
+                host_label(callback),
+                secret,
+                lease_seconds,
+                now + lease_seconds,
+                now,
+            ),
+        ).fetchone()
+        return Subscription(*row)
+
+    def remove(self, topic: str, callback: str) -> bool:
+        cur = self.backend.execute(
+            "DELETE FROM subscriptions WHERE topic = ? AND callback = ?", (topic, callback)
+        )
+        return bool(cur.rowcount)
+
+    def remove_by_id(self, subscription_id: int) -> bool:
+        cur = self.backend.execute("DELETE FROM subscriptions WHERE id = ?", (subscription_id,))
+        return bool(cur.rowcount)
+
+    def subscription(self, subscription_id: int) -> Subscription | None:
+        row = self.backend.execute(
+            f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE id = ?", (subscription_id,)
+        ).fetchone()
+        return Subscription(*row) if row else None
+
+    def find_subscription(self, topic: str, callback: str) -> Subscription | None:
+        row = self.backend.execute(
+            f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE topic = ? AND callback = ?",
+            (topic, callback),
+        ).fetchone()
+        return Subscription(*row) if row else None
+
+    def id_ranges(self, topic: str, now: float, batch_size: int) -> list[tuple[int, int]]:
+        """The topic's active subscription ids cut into ranges of ``batch_size`` subscriptions."""
+        ids = [
+            r[0]
+            for r in self.backend.execute(
+                "SELECT id FROM subscriptions WHERE topic = ? AND expires_at > ? ORDER BY id",
+                (topic, now),
+            ).fetchall()
+        ]
+        return [
+            (ids[i], ids[min(i + batch_size, len(ids)) - 1]) for i in range(0, len(ids), batch_size)
+        ]
+
+    def due_in_range(
+        self, topic: str, first_id: int, last_id: int, notification_id: int, now: float
+    ) -> list[Subscription]:
+        """Active subscriptions in the id range that have not yet had this notification."""
+        rows = self.backend.execute(
+            f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE topic = ? AND id BETWEEN ? AND ? "
+            "AND expires_at > ? AND delivered_upto < ? ORDER BY id",
+            (topic, first_id, last_id, now, notification_id),
+        ).fetchall()
+        return [Subscription(*row) for row in rows]
+
+    def mark_delivered(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """Record (subscription id, notification id) deliveries; never moves backwards."""
+        rows = [(nid, sid, nid) for sid, nid in pairs]
+        if rows:
+            with self.backend.transaction():
+                self.backend.executemany(
+                    "UPDATE subscriptions SET delivered_upto = ? "
+                    "WHERE id = ? AND delivered_upto < ?",
+                    rows,
+                )
+
+    def purge_expired(self, now: float) -> int:
+        cur = self.backend.execute("DELETE FROM subscriptions WHERE expires_at <= ?", (now,))
+        return cur.rowcount or 0
+
+    def count_subscriptions(self, now: float) -> dict[str, int]:
+        row = self.backend.execute(
+            "SELECT COALESCE(SUM(CASE WHEN expires_at > ? THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN expires_at <= ? THEN 1 ELSE 0 END), 0) FROM subscriptions",
+            (now, now),
+        ).fetchone()
+        return {"active": int(row[0]), "expired": int(row[1])}
+
+    def count_for_topic(self, topic: str, now: float) -> int:
+        row = self.backend.execute(
+            "SELECT COUNT(*) FROM subscriptions WHERE topic = ? AND expires_at > ?", (topic, now)
+        ).fetchone()
+        return int(row[0])
+
+    def count_for_host(self, callback_host: str, now: float) -> int:
+        row = self.backend.execute(
+            "SELECT COUNT(*) FROM subscriptions WHERE callback_host = ? AND expires_at > ?",
+            (callback_host, now),
+        ).fetchone()
+        return int(row[0])
+
+    def topics_summary(self, limit: int = 50) -> list[tuple[str, int, float | None]]:
+        """(topic, active subscriptions, last fetch time) for the status page."""
+        rows = self.backend.execute(
+            "SELECT t.url, (SELECT COUNT(*) FROM subscriptions s WHERE s.topic = t.url), "
+            "t.fetched_at FROM topics t ORDER BY t.fetched_at DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [(r[0], int(r[1]), r[2]) for r in rows]

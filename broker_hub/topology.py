@@ -1,0 +1,71 @@
+"""Every exchange and queue the hub uses, declared in one place.
+
+One durable direct exchange ``<ns>`` routes by target (``fetch``, ``verify``, ``deliver``,
+``parked``). Retries wait in delay queues ``<ns>.<target>.delay.<ms>``: a message sits there
+until its TTL runs out and is dead-lettered back to ``<ns>`` with the target as routing key.
+"""
+
+from __future__ import annotations
+
+from kombu import Exchange, Queue
+
+FETCH = "fetch"
+VERIFY = "verify"
+DELIVER = "deliver"
+PARKED = "parked"
+TARGETS = (FETCH, VERIFY, DELIVER, PARKED)
+
+# Delay queue TTLs in milliseconds: a delay is rounded up to the next rung, and the message's
+# own expiration makes it leave at the exact delay (head-of-line wait is bounded by the rung).
+DELAY_LADDER_MS = (250, 1_000, 5_000, 30_000, 120_000, 600_000, 3_600_000, 21_600_000)
+
+
+def exchange(namespace: str) -> Exchange:
+    return Exchange(namespace, type="direct", durable=True, delivery_mode="persistent")
+
+
+def queue_name(namespace: str, target: str) -> str:
+    return f"{namespace}.{target}"
+
+
+def queue(namespace: str, target: str) -> Queue:
+    """The work queue of one target, durable, bound to the hub exchange by the target name."""
+    return Queue(
+        queue_name(namespace, target),
+        exchange=exchange(namespace),
+        routing_key=target,
+        durable=True,
+    )
+
+
+def work_queues(namespace: str) -> list[Queue]:
+    return [queue(namespace, target) for target in TARGETS]
+
+
+def delay_rung_ms(delay_seconds: float) -> int:
+    """The smallest ladder rung that can hold a delay (the top rung for longer delays)."""
+    wanted = max(1, int(delay_seconds * 1000))
+    for rung in DELAY_LADDER_MS:
+        if rung >= wanted:
+            return rung
+    return DELAY_LADDER_MS[-1]
+
+
+def delay_queue_name(namespace: str, target: str, rung_ms: int) -> str:
+    return f"{namespace}.{target}.delay.{rung_ms}"
+
+
+def delay_queue(namespace: str, target: str, rung_ms: int) -> Queue:
+    """A queue nobody consumes: messages expire into the hub exchange under ``target``."""
+    name = delay_queue_name(namespace, target, rung_ms)
+    return Queue(
+        name,
+        exchange=Exchange("", type="direct"),
+        routing_key=name,
+        durable=True,
+        queue_arguments={
+            "x-message-ttl": rung_ms,
+            "x-dead-letter-exchange": namespace,
+            "x-dead-letter-routing-key": target,
+        },
+    )

@@ -1,0 +1,169 @@
+"""``broker-hub``: run the hub (embedded or one process type), or manage parked messages."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+from broker_hub.config import ConfigError, Settings, documented_variables
+
+EXIT_OK = 0
+EXIT_CONFIG = 2  # a HUB_* variable has a value the hub cannot use
+EXIT_UNAVAILABLE = 3  # the database or the broker could not be reached at start
+EXIT_FORCED = 4  # a second SIGTERM/SIGINT: stopped without waiting for in-flight work
+
+logger = logging.getLogger("broker_hub")
+
+
+def _variables_help() -> str:
+    rows = [f"  {name:<34} default: {default!r}" for name, _, default in documented_variables()]
+    return "environment variables:\n" + "\n".join(rows)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="broker-hub",
+        description="A WebSub hub: Flask front, RabbitMQ (kombu) workers, Prometheus metrics.",
+        epilog=_variables_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="web + fetcher + deliverer in one process (embedded default)")
+    sub.add_parser("web", help="the web front under gunicorn")
+    sub.add_parser("fetcher", help="the fetcher worker")
+    sub.add_parser("deliverer", help="the deliverer worker (verification and distribution)")
+    parked = sub.add_parser("parked", help="inspect, replay or purge parked notifications")
+    parked.add_argument("action", choices=["list", "replay", "purge"])
+    parked.add_argument("--limit", type=int, default=1000, help="at most this many messages")
+    return parser
+
+
+def _on_signals(first: Callable[[], None]) -> None:
+    """SIGTERM/SIGINT once: ``first()`` (graceful stop). Twice: exit at once."""
+    received = []
+
+    def handler(signum: int, frame: object) -> None:
+        if received:
+            os._exit(EXIT_FORCED)
+        received.append(signum)
+        logger.info("signal %d: stopping gracefully (send it again to exit at once)", signum)
+        first()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except ConfigError as exc:
+        print(f"broker-hub: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
+    )
+    if args.command != "run" and settings.broker_url.startswith("memory://"):
+        print(
+            "broker-hub: HUB_BROKER_URL=memory:// only works with 'broker-hub run' "
+            "(one process); set an amqp:// URL",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    if args.command == "parked":
+        from cli.parked import parked_command
+
+        return parked_command(settings, args.action, args.limit)
+    try:
+        return COMMANDS[args.command](settings)
+    except ConfigError as exc:
+        print(f"broker-hub: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _run_embedded(settings: Settings) -> int:
+    from cli.components import build_core, deliverer_loop, fetcher_loop
+    from cli.web_server import EmbeddedWebServer
+
+    if settings.allow_private_addresses:
+        logger.warning(
+            "HUB_ALLOW_PRIVATE_ADDRESSES=true: topics and callbacks on loopback and "
+            "private networks are allowed (fine for trying the hub on one machine)"
+        )
+    core = build_core(settings)
+    fetcher = fetcher_loop(core)
+    deliverer, engine = deliverer_loop(core)
+    web = EmbeddedWebServer(core)
+    threads = [threading.Thread(target=loop.run, name=loop.name) for loop in (fetcher, deliverer)]
+    done = threading.Event()
+
+    def stop() -> None:
+        fetcher.stop()
+        deliverer.stop()
+        done.set()
+
+    _on_signals(stop)
+    for thread in threads:
+        thread.start()
+    web.start()
+    logger.info("broker-hub (embedded) serving the hub at %s", settings.public_url)
+    done.wait()
+    web.stop()
+    for thread in threads:
+        thread.join(30)
+    engine.stop()
+    core.messaging.close()
+    return EXIT_OK
+
+
+def _run_web(settings: Settings) -> int:
+    from broker_hub.storage import Storage
+    from cli.web_server import serve_gunicorn
+
+    try:
+        Storage.from_url(settings.database_url).create_schema()
+    except Exception as exc:  # noqa: BLE001 - reported as a clear start-up failure
+        print(f"broker-hub: database unavailable: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    serve_gunicorn(settings)
+    return EXIT_OK
+
+
+def _run_worker(settings: Settings, process: str) -> int:
+    from cli.components import build_core, deliverer_loop, fetcher_loop, serve_metrics
+
+    try:
+        core = build_core(settings)
+    except Exception as exc:  # noqa: BLE001 - reported as a clear start-up failure
+        print(f"broker-hub: database unavailable: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    engine = None
+    if process == "fetcher":
+        loop = fetcher_loop(core)
+    else:
+        loop, engine = deliverer_loop(core)
+    _on_signals(loop.stop)
+    serve_metrics(core, process)
+    loop.run()
+    if engine is not None:
+        engine.stop()
+    logger.info("%s stopped", process)
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[Settings], int]] = {
+    "run": _run_embedded,
+    "web": _run_web,
+    "fetcher": lambda s: _run_worker(s, "fetcher"),
+    "deliverer": lambda s: _run_worker(s, "deliverer"),
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

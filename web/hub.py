@@ -1,0 +1,103 @@
+"""The hub endpoint: one URL, form-encoded POSTs told apart by ``hub.mode``."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, Response, current_app, request
+
+from broker_hub import topology
+from broker_hub.errors import BadRequest, Unavailable
+from broker_hub.messages import FetchTopic, VerifyIntent
+from broker_hub.protocol import PublishRequest, parse_form, parse_hub_request
+
+logger = logging.getLogger(__name__)
+blueprint = Blueprint("hub", __name__)
+
+INFO = """broker-hub: a WebSub hub.
+
+POST form-encoded requests to this URL:
+  hub.mode=subscribe|unsubscribe  hub.topic=<url>  hub.callback=<url>
+                                  [hub.secret]  [hub.lease_seconds]
+  hub.mode=publish                hub.url=<topic url> (repeatable; hub.topic is accepted too)
+See https://www.w3.org/TR/websub/
+"""
+
+
+def _text(body: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body if body.endswith("\n") else body + "\n",
+        status=status,
+        mimetype="text/plain",
+        headers=headers,
+    )
+
+
+@blueprint.route("/", methods=["GET", "HEAD"])
+def info() -> Response:
+    return _text(INFO, 200)
+
+
+@blueprint.route("/", methods=["POST"])
+def hub_endpoint() -> Response:
+    ext = current_app.extensions["broker_hub"]
+    settings, metrics = ext["settings"], ext["metrics"]
+    mode = "unknown"
+    try:
+        body = request.get_data(cache=False)
+        pairs = parse_form(request.content_type, body, request.query_string)
+        parsed = parse_hub_request(pairs, settings)
+        if isinstance(parsed, PublishRequest):
+            mode = "publish"
+            _check_publish_token(settings.publish_token, pairs)
+            _accept_publish(parsed.topics)
+            response = Response(status=204)
+        else:
+            mode = parsed.mode
+            ext["messaging"].bus().publish(
+                VerifyIntent(
+                    mode=parsed.mode,
+                    topic=parsed.topic,
+                    callback=parsed.callback,
+                    requested_at=time.time(),
+                    secret=parsed.secret,
+                    lease_seconds=parsed.lease_seconds,
+                ),
+                topology.VERIFY,
+            )
+            response = _text("Accepted: the hub will verify the intent with the callback.", 202)
+    except BadRequest as exc:
+        response = _text(f"{exc.status} {exc}", exc.status, exc.headers)
+    except Unavailable as exc:
+        response = _text(f"503 {exc}; retry later", 503, {"Retry-After": "5"})
+    metrics.requests.labels(mode, str(response.status_code)).inc()
+    return response
+
+
+def _check_publish_token(token: str, pairs: list[tuple[str, str]]) -> None:
+    if not token:
+        return
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    given = given or dict(pairs).get("hub.token", "")
+    import hmac
+
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise BadRequest(
+            "publishing needs the publisher token (Authorization: Bearer <token>)", status=401
+        )
+
+
+def _accept_publish(topics: tuple[str, ...]) -> None:
+    """Count the ping and queue a fetch for each topic; the fetcher coalesces repeated pings."""
+    ext = current_app.extensions["broker_hub"]
+    storage, bus, metrics = ext["storage"], ext["messaging"].bus(), ext["metrics"]
+    now = time.time()
+    for topic in topics:
+        try:
+            seq = storage.record_ping(topic)
+        except Exception as exc:  # a database that does not answer: refuse, lose nothing
+            logger.warning("could not record ping: %s", exc.__class__.__name__)
+            raise Unavailable("storage unavailable") from exc
+        bus.publish(FetchTopic(topic=topic, seq=seq, pinged_at=now), topology.FETCH)
+        metrics.pings.inc()

@@ -1,0 +1,52 @@
+"""Health, metrics and a status page. Secrets and callback URLs are never shown."""
+
+from __future__ import annotations
+
+import html
+import time
+
+from flask import Blueprint, Response, current_app
+
+blueprint = Blueprint("pages", __name__)
+
+
+@blueprint.route("/healthz")
+def healthz() -> Response:
+    storage = current_app.extensions["broker_hub"]["storage"]
+    try:
+        storage.ping()
+    except Exception:  # noqa: BLE001 - any failure means "not ready"
+        return Response("database unavailable\n", status=503, mimetype="text/plain")
+    return Response("ok\n", mimetype="text/plain")
+
+
+@blueprint.route("/metrics")
+def metrics() -> Response:
+    ext = current_app.extensions["broker_hub"]
+    counts = ext["storage"].count_subscriptions(time.time())
+    for state, value in counts.items():
+        ext["metrics"].subscriptions.labels(state).set(value)
+    return Response(ext["metrics"].render(), mimetype="text/plain; version=0.0.4")
+
+
+@blueprint.route("/status")
+def status() -> Response:
+    storage = current_app.extensions["broker_hub"]["storage"]
+    counts = storage.count_subscriptions(time.time())
+    rows = "".join(
+        f"<tr><td>{html.escape(topic)}</td><td>{subs}</td><td>{_ago(fetched)}</td></tr>"
+        for topic, subs, fetched in storage.topics_summary()
+    )
+    body = (
+        "<!doctype html><title>broker-hub status</title><h1>broker-hub</h1>"
+        f"<p>{counts['active']} active subscriptions, {counts['expired']} expired.</p>"
+        "<table><tr><th>topic</th><th>subscriptions</th><th>last fetch</th></tr>"
+        f"{rows}</table>"
+    )
+    return Response(body, mimetype="text/html")
+
+
+def _ago(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "never"
+    return f"{max(0, int(time.time() - timestamp))} s ago"

@@ -1,0 +1,1 @@
+"""The worker processes: the fetcher and the deliverer, both kombu consumers."""
