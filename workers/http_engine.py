@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from broker_hub import netguard
 from broker_hub.config import Settings
@@ -86,7 +87,7 @@ class HttpEngine:
             try:
                 async with self._session.request(
                     method,
-                    url,
+                    URL(url, encoded=url.isascii()),
                     headers=headers,
                     data=data,
                     allow_redirects=False,
