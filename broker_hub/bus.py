@@ -40,14 +40,18 @@ class Messaging:
         self._local = threading.local()
         self._delayer = MemoryDelayer(self) if self.is_memory else None
 
-    def connection(self) -> Connection:
-        """A new kombu connection (the caller owns and closes it)."""
+    def connection(self, *, consumer: bool = False) -> Connection:
+        """A new kombu connection (the caller owns and closes it).
+
+        Consumers negotiate heartbeats (their loop sends them); a publisher-only connection
+        sits idle between publishes, so it asks for none.
+        """
         if self.is_memory:
             return Connection(self.url, transport_options={"polling_interval": 0.005})
         return Connection(
             self.url,
-            heartbeat=self.heartbeat,
-            connect_timeout=5,
+            heartbeat=self.heartbeat if consumer else 0,
+            connect_timeout=2,
             transport_options={"confirm_publish": True},
         )
 

@@ -84,7 +84,7 @@ class ConsumerLoop:
                 delay = min(delay * 2, 10.0)
 
     def _consume_once(self) -> None:
-        with self.messaging.connection() as conn:
+        with self.messaging.connection(consumer=True) as conn:
             conn.ensure_connection(max_retries=1)
             consumers = []
             for sub in self.subscriptions:
