@@ -8,7 +8,6 @@ Standard library only. It checks ``X-Hub-Signature`` when given the subscription
 from __future__ import annotations
 
 import argparse
-import hashlib
 import hmac
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit

@@ -1,0 +1,45 @@
+# broker-hub — developer entry points. `make` (or `make help`) lists them.
+# Thin on purpose: every target is one or two commands you could type yourself.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test rabbitmq lint bench clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+venv: $(STAMP) ## create .venv and install the hub with its dev extras (only when pyproject.toml changed)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: '$(PYTHON)' not found on PATH; broker-hub needs Python 3.11 or newer" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+		echo "error: broker-hub needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) -V 2>&1). Try: make PYTHON=python3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: venv ## run web + fetcher + deliverer in one process (memory broker, SQLite in var/, private addresses allowed)
+	@mkdir -p var
+	@echo "make run: HUB_ALLOW_PRIVATE_ADDRESSES=true (loopback/private topics and callbacks allowed, for trying the hub on one machine)"
+	HUB_ALLOW_PRIVATE_ADDRESSES=true $(BIN)/broker-hub run
+
+test: venv rabbitmq ## lint, then the whole test suite (needs RabbitMQ and PostgreSQL on 127.0.0.1)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+rabbitmq: ## make sure RabbitMQ answers on 127.0.0.1:5672 (installs/starts it if needed; also pokes PostgreSQL)
+	bash scripts/ensure-rabbitmq.sh
+
+lint: venv ## ruff check
+	$(BIN)/ruff check .
+
+bench: venv ## run the benchmarks (python -m bench)
+	$(BIN)/python -m bench
+
+clean: ## remove caches, build artefacts and var/ (keeps .venv)
+	rm -rf .pytest_cache .ruff_cache .hypothesis build dist var
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
