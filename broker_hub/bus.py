@@ -19,6 +19,7 @@ from typing import Any
 from amqp.exceptions import MessageNacked
 from kombu import Connection, Producer
 from kombu.common import maybe_declare
+from kombu.exceptions import OperationalError
 
 from broker_hub import topology
 from broker_hub.errors import Unavailable
@@ -91,6 +92,7 @@ class Bus:
             *self.connection.connection_errors,
             *self.connection.channel_errors,
             OSError,
+            OperationalError,
             MessageNacked,
         )
 

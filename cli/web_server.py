@@ -30,6 +30,7 @@ def serve_gunicorn(settings: Settings) -> None:
                 "keepalive": 5,
                 "graceful_timeout": 20,
                 "accesslog": None,
+                "control_socket_disable": True,
                 "limit_request_line": settings.max_url_length * 3 + 100,
             }
             for key, value in options.items():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,7 +17,7 @@ import requests
 
 from broker_hub.storage import Storage, Subscription
 from tests.support import rabbit
-from tests.support.processes import HubProcess, free_port, start_hub, wait_for
+from tests.support.processes import HUB_SCRIPT, HubProcess, free_port, start_hub, wait_for
 
 T = TypeVar("T")
 POSTGRES_ADMIN_URL = "postgresql://127.0.0.1:5432/test"
@@ -30,6 +32,8 @@ class RunningHub:
     env: dict[str, str]
     processes: dict[str, HubProcess] = field(default_factory=dict)
     storage: Storage | None = None
+    log_dir: Path | None = None
+    retired: list[HubProcess] = field(default_factory=list)
 
     def post(self, **params: Any) -> requests.Response:
         data = [(f"hub.{k}", v) for k, v in params.items()]
@@ -55,6 +59,24 @@ class RunningHub:
         )
         assert response.status_code == 204, response.text
         return response
+
+    def start(self, name: str, **overrides: str) -> HubProcess:
+        """Start (again) one worker process of a split hub, e.g. after killing it."""
+        port = free_port()
+        env = {**self.env, "HUB_METRICS_PORT": str(port), **overrides}
+        proc = start_hub(name, env, wait_metrics_port=port, log_dir=self.log_dir)
+        old = self.processes.get(name)
+        if old is not None:
+            self.retired.append(old)
+        self.processes[name] = proc
+        return proc
+
+    def cli(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run ``broker-hub <args>`` with the hub's environment (e.g. ``parked list``)."""
+        return subprocess.run(
+            [str(HUB_SCRIPT), *args], env={**os.environ, **self.env}, capture_output=True,
+            text=True, timeout=timeout, check=False,
+        )
 
     def metrics_text(self) -> str:
         """Every metrics page of the hub's processes, concatenated."""
@@ -115,17 +137,14 @@ def split_hub(tmp: Path, **overrides: str) -> Iterator[RunningHub]:
         **overrides,
     )
     url = f"http://{env['HUB_BIND']}/"
-    hub = RunningHub("split", url, env, {}, Storage.from_url(database_url))
+    hub = RunningHub("split", url, env, {}, Storage.from_url(database_url), tmp)
     try:
         hub.processes["web"] = start_hub("web", env, wait_health_url=url + "healthz", log_dir=tmp)
-        for name in ("fetcher", "deliverer"):
-            port = free_port()
-            hub.processes[name] = start_hub(
-                name, {**env, "HUB_METRICS_PORT": str(port)}, wait_metrics_port=port, log_dir=tmp
-            )
+        hub.start("fetcher")
+        hub.start("deliverer")
         yield hub
     finally:
-        for proc in hub.processes.values():
+        for proc in [*hub.processes.values(), *hub.retired]:
             proc.stop()
         _print_logs(hub)
         assert hub.storage is not None
@@ -136,7 +155,7 @@ def split_hub(tmp: Path, **overrides: str) -> Iterator[RunningHub]:
 
 
 def _print_logs(hub: RunningHub) -> None:
-    for name, proc in hub.processes.items():
+    for name, proc in [*hub.processes.items(), *(("retired", p) for p in hub.retired)]:
         print(f"--- broker-hub {name} (exit {proc.returncode}) ---")
         print(proc.log_tail(30))
 

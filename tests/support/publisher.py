@@ -6,6 +6,7 @@ Control API:
   become what ``GET /feed.xml`` serves. Optional request headers: ``X-Set-ETag`` (sent as
   ``ETag``, quote it yourself: ``"v1"``), ``X-Set-Last-Modified`` (an HTTP date, sent as
   ``Last-Modified``), ``X-Set-Status`` (e.g. ``500``: served with the body instead of 200),
+  ``X-Set-Delay`` (seconds to wait before answering),
   ``X-Set-Redirect`` (a location: GET answers ``302`` — or ``X-Set-Status`` when that is a
   3xx — with ``Location``). Each PUT replaces the topic whole. → 204
 - ``DELETE /_control/topic?path=/feed.xml`` → 204 (the path then answers 404).
@@ -41,6 +42,7 @@ class Topic:
     last_modified: str | None = None
     status: int = 200
     redirect: str | None = None
+    delay: float = 0.0  # seconds to wait before answering a GET
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -82,6 +84,7 @@ class Publisher:
             last_modified=h.get("X-Set-Last-Modified"),
             status=status,
             redirect=h.get("X-Set-Redirect"),
+            delay=float(h.get("X-Set-Delay", "0") or 0),
         )
         return web.Response(status=204)
 
@@ -111,6 +114,9 @@ class Publisher:
             "status": None,
         }
         self.fetches.append(record)
+        topic = self.topics.get(request.path)
+        if topic is not None and topic.delay:
+            await asyncio.sleep(topic.delay)
         response = self._respond(request)
         record["status"] = response.status
         return response
@@ -186,6 +192,7 @@ class PublisherClient:
         last_modified: str | None = None,
         status: int | None = None,
         redirect: str | None = None,
+        delay: float | None = None,
     ) -> str:
         """Serve ``body`` at ``path``; returns the topic's full URL."""
         headers: dict[str, str] = {}
@@ -196,6 +203,7 @@ class PublisherClient:
             ("X-Set-Last-Modified", last_modified),
             ("X-Set-Status", None if status is None else str(status)),
             ("X-Set-Redirect", redirect),
+            ("X-Set-Delay", None if delay is None else str(delay)),
         ):
             if value is not None:
                 headers[name] = value
