@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,8 +44,8 @@ def _positive_int(value: str) -> int:
 
 def _positive_float(value: str) -> float:
     number = float(value)
-    if number <= 0:
-        raise ValueError("must be positive")
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError("must be a positive finite number")
     return number
 
 
@@ -88,6 +89,9 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_MAX_SUBSCRIPTIONS_PER_TOPIC": ("max_subscriptions_per_topic", int),
     "HUB_MAX_SUBSCRIPTIONS_PER_HOST": ("max_subscriptions_per_host", int),
     "HUB_RATE_LIMIT_PER_MINUTE": ("rate_limit_per_minute", int),
+    "HUB_VERIFY_RATE_PER_HOST": ("verify_rate_per_host", int),
+    "HUB_FETCH_RATE_PER_HOST": ("fetch_rate_per_host", int),
+    "HUB_TRUSTED_PROXIES": ("trusted_proxies", int),
     "HUB_NAMESPACE": ("namespace", str),
     "HUB_LOG_LEVEL": ("log_level", str),
 }
@@ -127,7 +131,10 @@ class Settings:
     publish_token: str = field(default="", repr=False)
     max_subscriptions_per_topic: int = 0  # 0: unlimited
     max_subscriptions_per_host: int = 0  # 0: unlimited
-    rate_limit_per_minute: int = 0  # 0: unlimited
+    rate_limit_per_minute: int = 0  # hub POSTs per client address per minute; 0: unlimited
+    verify_rate_per_host: int = 0  # verification/denial GETs per callback host per minute; 0: off
+    fetch_rate_per_host: int = 0  # topic fetches per topic host per minute; 0: unlimited
+    trusted_proxies: int = 0  # reverse proxies whose X-Forwarded-For names the client; 0: none
     namespace: str = "broker_hub"  # prefix of every exchange and queue name
     log_level: str = "INFO"
 

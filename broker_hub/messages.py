@@ -109,7 +109,8 @@ def from_body(body: Any) -> Message:
         raise MessageError("not a JSON object")
     if payload.get("v") != SCHEMA_VERSION:
         raise MessageError(f"unknown schema version {payload.get('v')!r}")
-    cls = _TYPES.get(payload.get("type", ""))
+    kind = payload.get("type")
+    cls = _TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise MessageError(f"unknown message type {payload.get('type')!r}")
     names = {f.name for f in dataclasses.fields(cls)}

@@ -5,7 +5,14 @@ Labels stay bounded: ``mirror`` is a callback's host[:port], never a URL.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600)
 FETCH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -54,6 +61,7 @@ class Metrics:
             "Subscriptions by state.",
             ["state"],
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.requests = Counter(
             "broker_hub_hub_requests_total",
@@ -68,5 +76,11 @@ class Metrics:
             registry=r,
         )
 
-    def render(self) -> bytes:
+    def render(self, *, multiprocess_dir: str | None = None) -> bytes:
+        """The exposition text; with ``multiprocess_dir``, summed over every process that
+        writes there (gunicorn workers, through ``PROMETHEUS_MULTIPROC_DIR``)."""
+        if multiprocess_dir:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
+            return generate_latest(registry)
         return generate_latest(self.registry)

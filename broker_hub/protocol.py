@@ -13,6 +13,7 @@ from broker_hub.urls import validate_url
 FORM_TYPE = "application/x-www-form-urlencoded"
 SECRET_MAX_BYTES = 200
 MAX_FIELDS = 100
+LEASE_DIGITS = 12
 SINGLE_VALUED = ("hub.mode", "hub.topic", "hub.callback", "hub.secret", "hub.lease_seconds")
 
 
@@ -63,11 +64,11 @@ def _single(pairs: list[tuple[str, str]]) -> dict[str, str]:
     return values
 
 
-def check_topic_policy(topic: str, settings: Settings) -> None:
+def check_topic_policy(topic: str, settings: Settings, name: str = "hub.topic") -> None:
     """Refuse (403) a topic outside the allowlist or on a forbidden address."""
     if settings.topic_allowlist and not topic.startswith(settings.topic_allowlist):
-        raise Forbidden("hub.topic is not served by this hub (not in HUB_TOPIC_ALLOWLIST)")
-    _check_address("hub.topic", topic, settings)
+        raise Forbidden(f"{name} is not served by this hub (not in HUB_TOPIC_ALLOWLIST)")
+    _check_address(name, topic, settings)
 
 
 def _check_address(name: str, url: str, settings: Settings) -> None:
@@ -75,6 +76,8 @@ def _check_address(name: str, url: str, settings: Settings) -> None:
         netguard.check_url_host(url, allow_private=settings.allow_private_addresses)
     except netguard.ForbiddenAddress as exc:
         raise Forbidden(f"{name} points to a forbidden address: {exc}") from None
+    except (ValueError, UnicodeError):
+        raise BadRequest(f"{name} has a host the hub cannot read") from None
 
 
 def parse_hub_request(
@@ -102,9 +105,12 @@ def parse_hub_request(
     lease = None
     if mode == "subscribe" and values.get("hub.lease_seconds", "") != "":
         raw = values["hub.lease_seconds"]
-        if not raw.isascii() or not raw.isdigit() or int(raw) <= 0:
+        if not raw.isascii() or not raw.isdigit() or not raw.strip("0"):
             raise BadRequest("hub.lease_seconds must be a positive integer")
-        lease = int(raw)
+        # Any positive integer is valid (it is clamped to HUB_LEASE_MAX later); never ask int()
+        # for thousands of digits (Python refuses more than 4300).
+        digits = raw.lstrip("0")
+        lease = int(digits) if len(digits) <= LEASE_DIGITS else 10**LEASE_DIGITS
     check_topic_policy(topic, settings)
     _check_address("hub.callback", callback, settings)
     return SubscriptionRequest(mode, topic, callback, secret, lease)
@@ -116,7 +122,7 @@ def _publish(pairs: list[tuple[str, str]], settings: Settings) -> PublishRequest
         if name in ("hub.url", "hub.url[]", "hub.topic", "hub.topic[]"):
             label = name.rstrip("[]")
             topic = validate_url(label, value, max_length=settings.max_url_length)
-            check_topic_policy(topic, settings)
+            check_topic_policy(topic, settings, label)
             if topic not in topics:
                 topics.append(topic)
     if not topics:

@@ -41,10 +41,10 @@ def verification_retryable(attempt: Attempt) -> bool:
 def backoff_delay(
     attempt: int, base: float, *, cap: float = 6 * 3600.0, rng: random.Random | None = None
 ) -> float:
-    """Delay before attempt ``attempt + 1``: base * 2^(attempt-1), with +-20 % jitter."""
+    """Delay before attempt ``attempt + 1``: base * 2^(attempt-1), +-20 % jitter, at most cap."""
     rng = rng or random
-    delay = min(cap, base * (2 ** max(0, attempt - 1)))
-    return delay * rng.uniform(0.8, 1.2)
+    exponent = min(max(0, attempt - 1), 64)  # 2^64 * any sane base is far past any cap
+    return min(cap, base * 2.0**exponent * rng.uniform(0.8, 1.2))
 
 
 def retry_after_seconds(
@@ -54,7 +54,7 @@ def retry_after_seconds(
     if not header:
         return None
     header = header.strip()
-    if header.isdigit():
+    if header.isascii() and header.isdigit():
         return min(cap, float(header))
     try:
         when = email.utils.parsedate_to_datetime(header).timestamp()

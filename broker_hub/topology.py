@@ -7,6 +7,8 @@ until its TTL runs out and is dead-lettered back to ``<ns>`` with the target as 
 
 from __future__ import annotations
 
+import math
+
 from kombu import Exchange, Queue
 
 FETCH = "fetch"
@@ -44,7 +46,7 @@ def work_queues(namespace: str) -> list[Queue]:
 
 def delay_rung_ms(delay_seconds: float) -> int:
     """The smallest ladder rung that can hold a delay (the top rung for longer delays)."""
-    wanted = max(1, int(delay_seconds * 1000))
+    wanted = max(1, math.ceil(delay_seconds * 1000 - 1e-9))
     for rung in DELAY_LADDER_MS:
         if rung >= wanted:
             return rung

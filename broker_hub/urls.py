@@ -13,7 +13,7 @@ def validate_url(name: str, value: str, *, max_length: int) -> str:
         raise BadRequest(f"{name} is empty")
     if len(value) > max_length:
         raise BadRequest(f"{name} is longer than {max_length} characters", status=414)
-    if any(ch.isspace() or ord(ch) < 0x20 for ch in value):
+    if any(ch.isspace() or ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in value):
         raise BadRequest(f"{name} contains whitespace or control characters")
     try:
         parts = urlsplit(value)

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 
@@ -123,6 +124,9 @@ def _run_embedded(settings: Settings) -> int:
 
 
 def _run_web(settings: Settings) -> int:
+    # Several gunicorn workers: prometheus_client sums their metrics through files in this
+    # directory. It must be set before prometheus_client is first imported.
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="broker-hub-prom-"))
     from broker_hub.storage import Storage
     from cli.web_server import serve_gunicorn
 

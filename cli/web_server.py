@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from typing import Any
 
@@ -16,9 +14,6 @@ from cli.components import Core
 def serve_gunicorn(settings: Settings) -> None:
     """Run the web front under gunicorn (gthread workers), the production WSGI server."""
     from gunicorn.app.base import BaseApplication
-
-    # Several worker processes: let prometheus_client aggregate their metrics.
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="broker-hub-prom-"))
 
     class HubApplication(BaseApplication):
         def load_config(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 import time
 
 from flask import Blueprint, Response, current_app
@@ -26,7 +27,9 @@ def metrics() -> Response:
     counts = ext["storage"].count_subscriptions(time.time())
     for state, value in counts.items():
         ext["metrics"].subscriptions.labels(state).set(value)
-    return Response(ext["metrics"].render(), mimetype="text/plain; version=0.0.4")
+    # under gunicorn, PROMETHEUS_MULTIPROC_DIR (set by `broker-hub web`) joins the workers' values
+    body = ext["metrics"].render(multiprocess_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    return Response(body, mimetype="text/plain; version=0.0.4")
 
 
 @blueprint.route("/status")
