@@ -4,17 +4,40 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broker_hub.bus import Messaging
 from broker_hub.config import Settings
 from broker_hub.metrics import Metrics
+from broker_hub.ratelimit import RateLimiter
 from broker_hub.storage import Storage
 from web import hub, pages
 
 logger = logging.getLogger(__name__)
+_QUERY = re.compile(r"\?[^\s\"]*")
+
+
+class RedactQueryStrings(logging.Filter):
+    """Drop query strings from access-log lines: a bodiless POST may carry hub.secret there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and isinstance(record.args, tuple):
+            record.args = tuple(
+                _QUERY.sub("?<redacted>", a) if isinstance(a, str) else a for a in record.args
+            )
+        elif isinstance(record.msg, str):
+            record.msg = _QUERY.sub("?<redacted>", record.msg)
+        return True
+
+
+def _redact_access_log() -> None:
+    werkzeug_logger = logging.getLogger("werkzeug")
+    if not any(isinstance(f, RedactQueryStrings) for f in werkzeug_logger.filters):
+        werkzeug_logger.addFilter(RedactQueryStrings())
 
 
 def create_app(
@@ -30,11 +53,16 @@ def create_app(
     messaging = messaging or Messaging(settings.broker_url, namespace=settings.namespace)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    if settings.trusted_proxies > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
+    _redact_access_log()
     app.extensions["broker_hub"] = {
         "settings": settings,
         "storage": storage,
         "messaging": messaging,
         "metrics": metrics or Metrics(),
+        # Per process: each gunicorn worker keeps its own buckets.
+        "rate_limiter": RateLimiter(settings.rate_limit_per_minute),
     }
     app.register_blueprint(hub.blueprint)
     app.register_blueprint(pages.blueprint)

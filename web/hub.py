@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 
 from flask import Blueprint, Response, current_app, request
 
 from broker_hub import topology
+from broker_hub.config import Settings
 from broker_hub.errors import BadRequest, Unavailable
 from broker_hub.messages import FetchTopic, VerifyIntent
 from broker_hub.protocol import PublishRequest, parse_form, parse_hub_request
+from broker_hub.ratelimit import RateLimiter, client_key, retry_after_header
 
 logger = logging.getLogger(__name__)
 blueprint = Blueprint("hub", __name__)
@@ -21,6 +24,7 @@ POST form-encoded requests to this URL:
   hub.mode=subscribe|unsubscribe  hub.topic=<url>  hub.callback=<url>
                                   [hub.secret]  [hub.lease_seconds]
   hub.mode=publish                hub.url=<topic url> (repeatable; hub.topic is accepted too)
+                                  (with "Authorization: Bearer <token>" when the hub sets one)
 See https://www.w3.org/TR/websub/
 """
 
@@ -45,12 +49,14 @@ def hub_endpoint() -> Response:
     settings, metrics = ext["settings"], ext["metrics"]
     mode = "unknown"
     try:
+        _check_rate(ext["rate_limiter"], settings)
         body = request.get_data(cache=False)
         pairs = parse_form(request.content_type, body, request.query_string)
+        if ("hub.mode", "publish") in pairs:
+            _check_publish_token(settings.publish_token, pairs)
         parsed = parse_hub_request(pairs, settings)
         if isinstance(parsed, PublishRequest):
             mode = "publish"
-            _check_publish_token(settings.publish_token, pairs)
             _accept_publish(parsed.topics)
             response = Response(status=204)
         else:
@@ -75,16 +81,39 @@ def hub_endpoint() -> Response:
     return response
 
 
-def _check_publish_token(token: str, pairs: list[tuple[str, str]]) -> None:
-    if not token:
+def _check_rate(limiter: RateLimiter, settings: Settings) -> None:
+    """429 when this client address is over HUB_RATE_LIMIT_PER_MINUTE (token holders exempt)."""
+    if not limiter.enabled or _has_publish_token(settings.publish_token):
         return
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    given = given or dict(pairs).get("hub.token", "")
-    import hmac
-
-    if not hmac.compare_digest(given.encode(), token.encode()):
+    wait = limiter.acquire(client_key(request.remote_addr))
+    if wait > 0:
+        retry_after = retry_after_header(wait)
         raise BadRequest(
-            "publishing needs the publisher token (Authorization: Bearer <token>)", status=401
+            f"too many hub requests from your address (at most "
+            f"{settings.rate_limit_per_minute} a minute); retry after {retry_after} s",
+            status=429,
+            headers={"Retry-After": retry_after},
+        )
+
+
+def _has_publish_token(token: str, pairs: list[tuple[str, str]] | None = None) -> bool:
+    """True when the request carries the publisher token (Authorization header or hub.token)."""
+    if not token:
+        return False
+    given = request.headers.get("Authorization", "")
+    scheme, _, credentials = given.partition(" ")
+    given = credentials.strip() if scheme.lower() == "bearer" else ""
+    if not given and pairs is not None:
+        given = next((value for name, value in pairs if name == "hub.token"), "")
+    return hmac.compare_digest(given.encode("utf-8", "replace"), token.encode("utf-8"))
+
+
+def _check_publish_token(token: str, pairs: list[tuple[str, str]]) -> None:
+    if token and not _has_publish_token(token, pairs):
+        raise BadRequest(
+            "publishing needs the publisher token (Authorization: Bearer <token>)",
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="broker-hub"'},
         )
 
 

@@ -25,8 +25,17 @@ from broker_hub.bus import Messaging
 from broker_hub.config import Settings
 from broker_hub.errors import Unavailable
 from broker_hub.leases import clamp_lease
-from broker_hub.messages import DeliverBatch, DeliverOne, Message, Parked, VerifyIntent, as_record
+from broker_hub.messages import (
+    DeliverBatch,
+    DeliverOne,
+    Message,
+    Parked,
+    VerifyIntent,
+    as_record,
+    to_body,
+)
 from broker_hub.metrics import Metrics
+from broker_hub.ratelimit import Pacer, host_key
 from broker_hub.retry import (
     DELIVERED,
     GONE,
@@ -75,6 +84,7 @@ class Deliverer:
         self.engine = engine
         self.clock = clock
         self.in_flight = 0
+        self.verify_pacer = Pacer(settings.verify_rate_per_host)
         self._done: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._notifications: OrderedDict[int, Notification] = OrderedDict()
 
@@ -85,6 +95,16 @@ class Deliverer:
             self._park(
                 raw, Parked("the verify queue got another type", as_record(msg), self.clock())
             )
+            return
+        wait = self.verify_pacer.delay(host_key(msg.callback), to_body(msg))
+        if wait > 0:  # HUB_VERIFY_RATE_PER_HOST: come back later, never dropped
+            try:
+                self.messaging.bus().publish_delayed(msg, topology.VERIFY, wait)
+            except Unavailable:
+                _settle(raw, ack=False)
+                return
+            self.metrics.verifications.labels(msg.mode, "deferred").inc()
+            _settle(raw, ack=True)
             return
         self.in_flight += 1
         denial = self._denial_reason(msg) if msg.mode == "subscribe" else ""

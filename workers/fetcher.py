@@ -11,14 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
+import urllib3
 from kombu.message import Message as KombuMessage
 
 from broker_hub import feeds, netguard, topology
 from broker_hub.bus import Messaging
 from broker_hub.config import Settings
 from broker_hub.errors import PermanentError, TransientError, Unavailable
-from broker_hub.messages import DeliverBatch, FetchTopic, Message, Parked, as_record
+from broker_hub.messages import DeliverBatch, FetchTopic, Message, Parked, as_record, to_body
 from broker_hub.metrics import Metrics
+from broker_hub.ratelimit import Pacer, host_key
 from broker_hub.retry import backoff_delay
 from broker_hub.storage import Storage, TopicState
 from broker_hub.urls import host_label
@@ -54,6 +56,7 @@ class Fetcher:
         self.metrics = metrics
         self.http = http or netguard.guarded_session(allow_private=settings.allow_private_addresses)
         self.http.max_redirects = settings.fetch_max_redirects
+        self.pacer = Pacer(settings.fetch_rate_per_host)
         self.clock = clock
 
     def on_message(self, message: Message, raw: KombuMessage) -> None:
@@ -74,6 +77,11 @@ class Fetcher:
         state = self.storage.topic_state(msg.topic)
         if state is not None and state.fetched_seq >= msg.seq:
             self.metrics.fetches.labels("coalesced").inc()
+            return
+        wait = self.pacer.delay(host_key(msg.topic), to_body(msg))
+        if wait > 0:  # HUB_FETCH_RATE_PER_HOST: come back later, never dropped
+            self.messaging.bus().publish_delayed(msg, topology.FETCH, wait)
+            self.metrics.fetches.labels("deferred").inc()
             return
         claim = state.ping_seq if state is not None else msg.seq
         started = time.perf_counter()
@@ -127,6 +135,8 @@ class Fetcher:
             ):
                 raise PermanentError("forbidden address") from None
             raise TransientError(exc.__class__.__name__) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:  # from raw.read1 in _read_capped
+            raise TransientError(exc.__class__.__name__) from None
 
     def _read_capped(self, response: requests.Response) -> bytes:
         cap = self.settings.fetch_max_bytes
@@ -135,7 +145,9 @@ class Fetcher:
             raise PermanentError(f"body larger than {cap} bytes")
         chunks, size = [], 0
         deadline = time.monotonic() + self.settings.http_timeout * 3
-        for chunk in response.iter_content(65536):
+        # read1 returns what has arrived: a server dripping bytes cannot hold the fetch past
+        # the deadline (iter_content blocks until a whole chunk is in).
+        while chunk := response.raw.read1(65536, decode_content=True):
             size += len(chunk)
             if size > cap:
                 raise PermanentError(f"body larger than {cap} bytes")

@@ -93,7 +93,7 @@ class HttpEngine:
                     allow_redirects=False,
                     timeout=timeout,
                 ) as response:
-                    body = await response.content.read(read_limit) if read_limit else b""
+                    body = await _read_up_to(response, read_limit) if read_limit else b""
                     if not read_limit or len(body) >= read_limit:
                         await _discard(response)
                     retry_after = retry_after_seconds(
@@ -112,6 +112,23 @@ class HttpEngine:
                 self.submit(self._session.close()).result(timeout=timeout)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
+
+
+async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """Read until ``limit`` bytes or the end of the body, whichever comes first.
+
+    ``content.read(n)`` alone returns whatever has arrived, so a body split across packets
+    would look shorter (or, for a challenge followed by more, equal) to what was sent.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await response.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 async def _discard(response: aiohttp.ClientResponse, limit: int = 65536) -> None:

@@ -236,6 +236,8 @@ def test_sigterm_finishes_in_flight_work_and_a_second_exits_at_once(hub, publish
 def test_unreadable_messages_are_parked_not_dropped(hub):
     namespace = hub.env["HUB_NAMESPACE"]
     with Connection(rabbit.AMQP_URL) as conn:
+        for target in (topology.DELIVER, topology.FETCH):  # bound even if no worker ran yet
+            topology.queue(namespace, target)(conn.default_channel).declare()
         producer = Producer(conn)
         producer.publish(
             b"\x00 not json",
