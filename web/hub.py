@@ -118,15 +118,21 @@ def _check_publish_token(token: str, pairs: list[tuple[str, str]]) -> None:
 
 
 def _accept_publish(topics: tuple[str, ...]) -> None:
-    """Count the ping and queue a fetch for each topic; the fetcher coalesces repeated pings."""
+    """Count the ping and queue a fetch for each topic, unless one is queued and not started
+    yet: pings that arrive before the fetch ran are coalesced into it."""
     ext = current_app.extensions["broker_hub"]
     storage, bus, metrics = ext["storage"], ext["messaging"].bus(), ext["metrics"]
     now = time.time()
     for topic in topics:
         try:
-            seq = storage.record_ping(topic)
+            seq, queue = storage.record_ping(topic, now)
         except Exception as exc:  # a database that does not answer: refuse, lose nothing
             logger.warning("could not record ping: %s", exc.__class__.__name__)
             raise Unavailable("storage unavailable") from exc
-        bus.publish(FetchTopic(topic=topic, seq=seq, pinged_at=now), topology.FETCH)
+        if queue:
+            try:
+                bus.publish(FetchTopic(topic=topic, seq=seq, pinged_at=now), topology.FETCH)
+            except Unavailable:
+                storage.unqueue(topic, seq)
+                raise
         metrics.pings.inc()

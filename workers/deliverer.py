@@ -46,11 +46,14 @@ from broker_hub.retry import (
 )
 from broker_hub.storage import Notification, Storage, Subscription
 from broker_hub.urls import host_label
-from workers.distribution import deliver
+from workers.distribution import Distribution
 from workers.http_engine import HttpEngine
 from workers.verification import deny, verify
 
 logger = logging.getLogger(__name__)
+
+FLUSH_EVERY = 128  # outcomes handed to the consumer thread at once...
+FLUSH_SECONDS = 0.02  # ...or after this long, whichever comes first
 
 
 @dataclass(eq=False)
@@ -87,6 +90,7 @@ class Deliverer:
         self.verify_pacer = Pacer(settings.verify_rate_per_host)
         self._done: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._notifications: OrderedDict[int, Notification] = OrderedDict()
+        self._latency_children: dict[str, Any] = {}
 
     # -- verification -----------------------------------------------------------------------
 
@@ -114,6 +118,8 @@ class Deliverer:
 
     def _denial_reason(self, msg: VerifyIntent) -> str:
         s, now = self.settings, self.clock()
+        if not (s.max_subscriptions_per_topic or s.max_subscriptions_per_host):
+            return ""
         if self.storage.find_subscription(msg.topic, msg.callback) is not None:
             return ""
         if s.max_subscriptions_per_topic and (
@@ -138,17 +144,27 @@ class Deliverer:
             ok, attempt = False, Attempt(None, exc.__class__.__name__)
         self._done.put(("verify", msg, raw, lease, ok, attempt))
 
-    def _record_verification(
-        self, msg: VerifyIntent, raw: KombuMessage, lease: int | None, ok: bool, attempt: Attempt
+    def _record_verifications(
+        self, items: list[tuple[VerifyIntent, KombuMessage, int | None, bool, Attempt]]
+    ) -> None:
+        """Apply the confirmed ones in one transaction; then retries, metrics and acks."""
+        confirmed = [
+            (msg.mode, msg.topic, msg.callback, msg.secret, lease or 0)
+            for msg, _, lease, ok, _ in items
+            if ok and msg.mode != "denied"
+        ]
+        if confirmed:
+            self.storage.apply_verified(confirmed, self.clock())
+        for msg, raw, _, ok, attempt in items:
+            self._after_verification(msg, raw, ok, attempt)
+
+    def _after_verification(
+        self, msg: VerifyIntent, raw: KombuMessage, ok: bool, attempt: Attempt
     ) -> None:
         if msg.mode == "denied":
             self.metrics.verifications.labels("subscribe", "denied").inc()
-        elif ok and msg.mode == "subscribe":
-            self.storage.activate(msg.topic, msg.callback, msg.secret, lease or 0, self.clock())
-            self.metrics.verifications.labels("subscribe", "verified").inc()
         elif ok:
-            self.storage.remove(msg.topic, msg.callback)
-            self.metrics.verifications.labels("unsubscribe", "verified").inc()
+            self.metrics.verifications.labels(msg.mode, "verified").inc()
         elif verification_retryable(attempt) and msg.attempt < self.settings.delivery_max_attempts:
             delay = backoff_delay(msg.attempt, self.settings.delivery_backoff_base)
             self.messaging.bus().publish_delayed(
@@ -192,24 +208,44 @@ class Deliverer:
         self.engine.submit(self._deliver_task(job, subs, msg.pinged_at))
 
     async def _deliver_task(self, job: _Job, subs: list[Subscription], pinged_at: float) -> None:
-        notification = job.notification
-        assert notification is not None
-        hub_url, algorithm = self.settings.public_url, self.settings.signature_algorithm
+        """Deliver to every subscription at once (the engine bounds concurrency); hand the
+        outcomes to the consumer thread in chunks, so progress is recorded as it happens."""
+        assert job.notification is not None
+        distribution = Distribution(
+            job.notification,
+            hub_url=self.settings.public_url,
+            algorithm=self.settings.signature_algorithm,
+        )
+        results: list[tuple[Subscription, Attempt]] = []
+        loop = asyncio.get_running_loop()
+        flushed = loop.time()
+
+        def flush() -> None:
+            nonlocal flushed
+            self._done.put(("deliveries", job, results[:], pinged_at))
+            results.clear()
+            flushed = loop.time()
 
         async def one(sub: Subscription) -> None:
             try:
-                attempt = await deliver(
-                    self.engine, notification, sub, hub_url=hub_url, algorithm=algorithm
-                )
+                attempt = await distribution.deliver(self.engine, sub)
             except Exception as exc:  # noqa: BLE001 - recorded as a failed attempt
                 attempt = Attempt(None, exc.__class__.__name__)
-            if classify_delivery(attempt) == DELIVERED:
-                self.metrics.delivery_latency.labels(host_label(sub.callback)).observe(
-                    max(0.0, time.time() - pinged_at)
-                )
-            self._done.put(("delivery", job, sub, attempt, pinged_at))
+            if attempt.status is not None and 200 <= attempt.status < 300:
+                self._latency(sub.mirror).observe(max(0.0, time.time() - pinged_at))
+            results.append((sub, attempt))
+            if len(results) >= FLUSH_EVERY or loop.time() - flushed > FLUSH_SECONDS:
+                flush()
 
         await asyncio.gather(*(one(sub) for sub in subs))
+        if results:
+            flush()
+
+    def _latency(self, mirror: str) -> Any:
+        child = self._latency_children.get(mirror)
+        if child is None:
+            child = self._latency_children[mirror] = self.metrics.delivery_latency.labels(mirror)
+        return child
 
     def _record_delivery(
         self,
@@ -221,7 +257,6 @@ class Deliverer:
     ) -> None:
         notification = job.notification
         assert notification is not None
-        mirror = host_label(sub.callback)
         outcome = classify_delivery(attempt)
         if outcome == DELIVERED:
             delivered.append((sub.id, notification.id))
@@ -229,7 +264,7 @@ class Deliverer:
             self.storage.remove_by_id(sub.id)
         else:
             outcome = self._retry_delivery(job, sub, attempt, pinged_at)
-        self.metrics.deliveries.labels(mirror, outcome).inc()
+        self.metrics.deliveries.labels(sub.mirror, outcome).inc()
         job.remaining -= 1
 
     def _retry_delivery(
@@ -247,7 +282,7 @@ class Deliverer:
                             DeliverOne(notification.id, sub.id, pinged_at, job.attempt, error)
                         ),
                         parked_at=self.clock(),
-                        mirror=host_label(sub.callback),
+                        mirror=sub.mirror,
                         topic=notification.topic,
                         attempts=job.attempt,
                     ),
@@ -273,18 +308,22 @@ class Deliverer:
         """Record finished work in one transaction, then ack what is complete."""
         delivered: list[tuple[int, int]] = []
         finished: list[_Job] = []
+        verifications = []
         for _ in range(max_items):
             try:
                 item = self._done.get_nowait()
             except queue.Empty:
                 break
             if item[0] == "verify":
-                self._record_verification(*item[1:])
+                verifications.append(item[1:])
                 continue
-            job = item[1]
-            self._record_delivery(job, item[2], item[3], item[4], delivered)
+            _, job, chunk, pinged_at = item
+            for sub, attempt in chunk:
+                self._record_delivery(job, sub, attempt, pinged_at, delivered)
             if job.remaining == 0:
                 finished.append(job)
+        if verifications:
+            self._record_verifications(verifications)
         self.storage.mark_delivered(delivered)
         for job in finished:
             _settle(job.raw, ack=not job.unrecorded)
@@ -339,4 +378,4 @@ def _settle(raw: KombuMessage, *, ack: bool) -> None:
 
 
 def _mirror(sub: Subscription | None) -> str:
-    return host_label(sub.callback) if sub is not None else "unknown"
+    return sub.mirror if sub is not None else "unknown"

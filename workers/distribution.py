@@ -1,4 +1,4 @@
-"""Content distribution: POST a notification to one subscription, with Link and signature."""
+"""Content distribution: POST a notification to its subscriptions, with Link and signature."""
 
 from __future__ import annotations
 
@@ -10,32 +10,32 @@ from workers.http_engine import HttpEngine
 DELIVERY_ID_HEADER = "X-Hub-Delivery-Id"
 
 
-def delivery_headers(
-    notification: Notification, subscription: Subscription, *, hub_url: str, algorithm: str
-) -> dict[str, str]:
-    """The headers of one delivery; the signature only when the subscription has a secret."""
-    headers = {
-        "Content-Type": notification.content_type,
-        "Link": f'<{hub_url}>; rel="hub", <{notification.topic}>; rel="self"',
-        DELIVERY_ID_HEADER: f"{notification.id}.{subscription.id}",
-    }
-    if subscription.secret:
-        headers["X-Hub-Signature"] = signature_header(
-            subscription.secret, notification.body, algorithm
+class Distribution:
+    """One notification on its way out: the headers every delivery shares, computed once."""
+
+    def __init__(self, notification: Notification, *, hub_url: str, algorithm: str):
+        self.notification = notification
+        self.algorithm = algorithm
+        self.common = {
+            "Content-Type": notification.content_type,
+            "Link": f'<{hub_url}>; rel="hub", <{notification.topic}>; rel="self"',
+        }
+
+    def headers(self, subscription: Subscription) -> dict[str, str]:
+        """The headers of one delivery; the signature only when the subscription has a secret."""
+        headers = dict(self.common)
+        headers[DELIVERY_ID_HEADER] = f"{self.notification.id}.{subscription.id}"
+        if subscription.secret:
+            headers["X-Hub-Signature"] = signature_header(
+                subscription.secret, self.notification.body, self.algorithm
+            )
+        return headers
+
+    async def deliver(self, engine: HttpEngine, subscription: Subscription) -> Attempt:
+        attempt, _ = await engine.request(
+            "POST",
+            subscription.callback,
+            headers=self.headers(subscription),
+            data=self.notification.body,
         )
-    return headers
-
-
-async def deliver(
-    engine: HttpEngine,
-    notification: Notification,
-    subscription: Subscription,
-    *,
-    hub_url: str,
-    algorithm: str,
-) -> Attempt:
-    headers = delivery_headers(notification, subscription, hub_url=hub_url, algorithm=algorithm)
-    attempt, _ = await engine.request(
-        "POST", subscription.callback, headers=headers, data=notification.body
-    )
-    return attempt
+        return attempt

@@ -27,6 +27,8 @@ from broker_hub.urls import host_label
 
 logger = logging.getLogger(__name__)
 
+STALE_QUEUED_SECONDS = 300.0  # a queued fetch not started by then is queued again
+
 
 @dataclass(frozen=True)
 class Fetched:
@@ -83,7 +85,7 @@ class Fetcher:
             self.messaging.bus().publish_delayed(msg, topology.FETCH, wait)
             self.metrics.fetches.labels("deferred").inc()
             return
-        claim = state.ping_seq if state is not None else msg.seq
+        claim = self.storage.claim_fetch(msg.topic) or msg.seq
         started = time.perf_counter()
         try:
             fetched = self._get(msg.topic, state)
@@ -237,8 +239,13 @@ class Fetcher:
         raw.ack()
 
     def janitor(self) -> None:
-        """Purge expired subscriptions and notifications past retention."""
+        """Purge expired subscriptions and notifications past retention; queue again the
+        fetches whose message a dying web process never published."""
         now = self.clock()
+        for topic, seq, queued_at in self.storage.stale_queued(now - STALE_QUEUED_SECONDS):
+            logger.warning("re-queueing a fetch of %s left unqueued", host_label(topic))
+            self.messaging.bus().publish(FetchTopic(topic, seq, queued_at), topology.FETCH)
+            self.storage.touch_queued(topic, now)
         purged = self.storage.purge_expired(now)
         old = self.storage.delete_notifications_before(now - self.settings.notification_retention)
         if purged or old:

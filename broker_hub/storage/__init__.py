@@ -8,13 +8,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from broker_hub.storage.backends import Backend, backend_for
-from broker_hub.storage.records import Notification, Subscription, TopicState
+from broker_hub.storage.records import Notification, PingRecord, Subscription, TopicState
 from broker_hub.storage.schema import statements
 from broker_hub.urls import host_label
 
-__all__ = ["Notification", "Storage", "Subscription", "TopicState"]
+__all__ = ["Notification", "PingRecord", "Storage", "Subscription", "TopicState"]
 
-_SUB_COLUMNS = "id, topic, callback, secret, lease_seconds, expires_at, delivered_upto"
+_SUB_COLUMNS = (
+    "id, topic, callback, secret, lease_seconds, expires_at, delivered_upto, callback_host"
+)
 _TOPIC_COLUMNS = (
     "url, ping_seq, fetched_seq, etag, last_modified, content_hash, content_type, entries"
 )
@@ -44,14 +46,52 @@ class Storage:
 
     # -- topics -----------------------------------------------------------------------------
 
-    def record_ping(self, topic: str) -> int:
-        """Count a ping for ``topic``; returns its sequence number."""
+    def record_ping(self, topic: str, now: float = 0.0) -> PingRecord:
+        """Count a ping for ``topic``, atomically deciding whether it needs a fetch message.
+
+        It does not when a message queued earlier has not been claimed by a fetcher yet:
+        that fetch will read the current ``ping_seq`` when it starts, so it covers this ping.
+        """
         row = self.backend.execute(
-            "INSERT INTO topics (url, ping_seq) VALUES (?, 1) "
-            "ON CONFLICT (url) DO UPDATE SET ping_seq = topics.ping_seq + 1 RETURNING ping_seq",
+            "INSERT INTO topics (url, ping_seq, queued_seq, queued_at) VALUES (?, 1, 1, ?) "
+            "ON CONFLICT (url) DO UPDATE SET ping_seq = topics.ping_seq + 1, "
+            "queued_seq = CASE WHEN topics.queued_seq > topics.claimed_seq "
+            "THEN topics.queued_seq ELSE topics.ping_seq + 1 END, "
+            "queued_at = CASE WHEN topics.queued_seq > topics.claimed_seq "
+            "THEN topics.queued_at ELSE excluded.queued_at END "
+            "RETURNING ping_seq, queued_seq",
+            (topic, now),
+        ).fetchone()
+        seq = int(row[0])
+        return PingRecord(seq, int(row[1]) == seq)
+
+    def unqueue(self, topic: str, seq: int) -> None:
+        """The fetch message for ping ``seq`` could not be published: let the next ping queue."""
+        self.backend.execute(
+            "UPDATE topics SET queued_seq = claimed_seq WHERE url = ? AND queued_seq = ?",
+            (topic, seq),
+        )
+
+    def claim_fetch(self, topic: str) -> int | None:
+        """A fetch starts: it covers every ping counted so far. Returns that sequence number."""
+        row = self.backend.execute(
+            "UPDATE topics SET claimed_seq = ping_seq WHERE url = ? RETURNING claimed_seq",
             (topic,),
         ).fetchone()
-        return int(row[0])
+        return int(row[0]) if row else None
+
+    def stale_queued(self, queued_before: float) -> list[tuple[str, int, float]]:
+        """(topic, seq, queued_at) of fetches queued long ago and still not claimed: a web
+        process died between counting a ping and publishing its message."""
+        rows = self.backend.execute(
+            "SELECT url, queued_seq, queued_at FROM topics "
+            "WHERE queued_seq > claimed_seq AND queued_at < ?",
+            (queued_before,),
+        ).fetchall()
+        return [(r[0], int(r[1]), float(r[2])) for r in rows]
+
+    def touch_queued(self, topic: str, now: float) -> None:
+        self.backend.execute("UPDATE topics SET queued_at = ? WHERE url = ?", (now, topic))
 
     def topic_state(self, topic: str) -> TopicState | None:
         row = self.backend.execute(
@@ -147,6 +187,17 @@ class Storage:
             ),
         ).fetchone()
         return Subscription(*row)
+
+    def apply_verified(
+        self, changes: list[tuple[str, str, str, str | None, int]], now: float
+    ) -> None:
+        """Apply verified (mode, topic, callback, secret, lease) intents in one transaction."""
+        with self.backend.transaction():
+            for mode, topic, callback, secret, lease in changes:
+                if mode == "subscribe":
+                    self.activate(topic, callback, secret, lease, now)
+                else:
+                    self.remove(topic, callback)
 
     def remove(self, topic: str, callback: str) -> bool:
         cur = self.backend.execute(

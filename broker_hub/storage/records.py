@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,12 @@ class Subscription:
     lease_seconds: int
     expires_at: float
     delivered_upto: int = 0
+    mirror: str = ""  # the callback's host[:port]: the metrics label
+
+
+class PingRecord(NamedTuple):
+    seq: int  # the ping's sequence number for its topic
+    queue: bool  # True: publish a fetch message; False: a queued, unclaimed one covers it
 
 
 @dataclass(frozen=True)

@@ -53,9 +53,9 @@ def test_ping_answers(storage: Storage) -> None:
 
 
 def test_record_ping_increments_per_topic(storage: Storage) -> None:
-    assert [storage.record_ping(T) for _ in range(3)] == [1, 2, 3]
-    assert storage.record_ping(T2) == 1
-    assert storage.record_ping(T) == 4
+    assert [storage.record_ping(T).seq for _ in range(3)] == [1, 2, 3]
+    assert storage.record_ping(T2).seq == 1
+    assert storage.record_ping(T).seq == 4
     state = storage.topic_state(T)
     assert state is not None
     assert (state.url, state.ping_seq, state.fetched_seq) == (T, 4, 0)
@@ -311,7 +311,7 @@ def test_concurrent_record_ping_counts_exactly(storage: Storage) -> None:
         try:
             barrier.wait(timeout=10)
             for _ in range(pings):
-                results[slot].append(storage.record_ping(T))
+                results[slot].append(storage.record_ping(T).seq)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
@@ -330,3 +330,28 @@ def test_concurrent_record_ping_counts_exactly(storage: Storage) -> None:
     for r in results:  # each thread sees its own pings in increasing order
         assert r == sorted(r)
     assert storage.topic_state(T).ping_seq == threads_n * pings
+
+
+def test_pings_queue_one_fetch_until_a_fetcher_claims_it(storage: Storage) -> None:
+    first, second, third = (storage.record_ping(T, now=10.0) for _ in range(3))
+    assert (first.queue, second.queue, third.queue) == (True, False, False)
+    assert storage.claim_fetch(T) == 3  # the fetch that starts now covers pings 1..3
+    fourth = storage.record_ping(T, now=11.0)
+    assert fourth == (4, True)  # arrived after the claim: needs a fetch of its own
+    assert not storage.record_ping(T, now=11.5).queue
+
+
+def test_unqueue_lets_the_next_ping_queue_again(storage: Storage) -> None:
+    ping = storage.record_ping(T, now=10.0)
+    storage.unqueue(T, ping.seq)  # its message could not be published
+    assert storage.record_ping(T, now=11.0).queue
+
+
+def test_stale_queued_finds_fetches_never_started(storage: Storage) -> None:
+    storage.record_ping(T, now=100.0)
+    storage.record_ping(T2, now=100.0)
+    storage.claim_fetch(T2)
+    assert storage.stale_queued(queued_before=200.0) == [(T, 1, 100.0)]
+    assert storage.stale_queued(queued_before=50.0) == []
+    storage.touch_queued(T, 300.0)
+    assert storage.stale_queued(queued_before=200.0) == []
