@@ -91,6 +91,8 @@ class Deliverer:
         self._done: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._notifications: OrderedDict[int, Notification] = OrderedDict()
         self._latency_children: dict[str, Any] = {}
+        # concurrency per batch message, so that `prefetch` batches fill the connection pool
+        self._batch_workers = max(8, settings.delivery_concurrency // settings.prefetch)
 
     # -- verification -----------------------------------------------------------------------
 
@@ -205,6 +207,12 @@ class Deliverer:
             _settle(raw, ack=True)
             return
         self.in_flight += 1
+        logger.debug(
+            "notification %d: %d deliveries start %.1f ms after the ping",
+            job.notification.id,
+            len(subs),
+            (time.time() - msg.pinged_at) * 1000,
+        )
         self.engine.submit(self._deliver_task(job, subs, msg.pinged_at))
 
     async def _deliver_task(self, job: _Job, subs: list[Subscription], pinged_at: float) -> None:
@@ -226,18 +234,23 @@ class Deliverer:
             results.clear()
             flushed = loop.time()
 
-        async def one(sub: Subscription) -> None:
-            try:
-                attempt = await distribution.deliver(self.engine, sub)
-            except Exception as exc:  # noqa: BLE001 - recorded as a failed attempt
-                attempt = Attempt(None, exc.__class__.__name__)
-            if attempt.status is not None and 200 <= attempt.status < 300:
-                self._latency(sub.mirror).observe(max(0.0, time.time() - pinged_at))
-            results.append((sub, attempt))
-            if len(results) >= FLUSH_EVERY or loop.time() - flushed > FLUSH_SECONDS:
-                flush()
+        pending = iter(subs)
 
-        await asyncio.gather(*(one(sub) for sub in subs))
+        async def worker() -> None:
+            for sub in pending:
+                try:
+                    attempt = await distribution.deliver(self.engine, sub)
+                except Exception as exc:  # noqa: BLE001 - recorded as a failed attempt
+                    attempt = Attempt(None, exc.__class__.__name__)
+                if attempt.status is not None and 200 <= attempt.status < 300:
+                    self._latency(sub.mirror).observe(max(0.0, time.time() - pinged_at))
+                results.append((sub, attempt))
+                if len(results) >= FLUSH_EVERY or loop.time() - flushed > FLUSH_SECONDS:
+                    flush()
+
+        # A few workers per batch rather than a task per delivery: the first requests go out
+        # at once instead of after every task's first step, and a slow mirror holds one worker.
+        await asyncio.gather(*(worker() for _ in range(min(len(subs), self._batch_workers))))
         if results:
             flush()
 

@@ -193,9 +193,8 @@ class Fetcher:
             msg.topic, fetched.content_type, body, msg.pinged_at, now
         )
         bus = self.messaging.bus()
-        for first_id, last_id in self.storage.id_ranges(
-            msg.topic, now, self.settings.delivery_batch_size
-        ):
+        ranges = self.storage.id_ranges(msg.topic, now, self.settings.delivery_batch_size)
+        for first_id, last_id in ranges:
             bus.publish(
                 DeliverBatch(notification_id, msg.topic, first_id, last_id, msg.pinged_at),
                 topology.DELIVER,
@@ -203,6 +202,13 @@ class Fetcher:
         # Only now, with every batch confirmed by the broker, is the new state recorded.
         self.storage.save_fetch(msg.topic, entries=entries, **save)
         self.metrics.fetches.labels("changed").inc()
+        logger.debug(
+            "notification %d: %d bytes, %d batches queued %.1f ms after the ping",
+            notification_id,
+            len(body),
+            len(ranges),
+            (self.clock() - msg.pinged_at) * 1000,
+        )
 
     def _retry(self, msg: FetchTopic, error: str) -> None:
         self.metrics.fetches.labels("failed").inc()
