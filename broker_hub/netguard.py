@@ -3,7 +3,8 @@
 The policy is applied to the address actually connected to, so a name that resolves (or
 re-resolves, DNS rebinding) to a forbidden address is refused at connect time, on every
 redirect hop. ``check_url_host`` is the cheap syntactic pre-check used at subscribe time and
-before each aiohttp request (aiohttp does not consult its resolver for IP-literal hosts).
+before each request of the deliverer, whose client (``workers.http11``) connects only to
+addresses that ``resolve_allowed`` let through.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp.abc
-import aiohttp.resolver
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -30,9 +29,9 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 class ForbiddenAddress(requests.exceptions.ConnectionError):
     """An outbound request would reach an address the policy forbids.
 
-    It is an ``OSError`` (so aiohttp wraps it as ``ClientConnectorError``) and a
-    ``requests.ConnectionError`` (so generic ``requests`` handlers see it); the guarded
-    ``requests`` session raises it unwrapped. The message names host and address only.
+    It is an ``OSError`` and a ``requests.ConnectionError`` (so generic ``requests`` handlers
+    see it); the guarded ``requests`` session raises it unwrapped. The message names host and
+    address only.
     """
 
 
@@ -112,7 +111,6 @@ def check_url_host(url: str, *, allow_private: bool) -> None:
 
     Local names are ``localhost`` and ``*.localhost`` (and a few aliases). No DNS is
     resolved, so this is cheap (subscribe time); connection-time checks do the rest.
-    Call it before every aiohttp request: aiohttp skips the resolver for IP literals.
     """
     if allow_private:
         return
@@ -145,34 +143,6 @@ async def resolve_allowed(host: str, port: int, *, allow_private: bool) -> list[
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     return _filter(host, addresses, allow_private)
-
-
-class GuardedResolver(aiohttp.abc.AbstractResolver):
-    """aiohttp resolver that drops forbidden addresses; ForbiddenAddress when none is left.
-
-    aiohttp wraps the error as ``ClientConnectorDNSError`` (``__cause__`` is ForbiddenAddress).
-    aiohttp never calls a resolver for IP-literal hosts, so callers must also call
-    ``check_url_host`` before each request.
-    """
-
-    def __init__(self, *, allow_private: bool) -> None:
-        self.allow_private = allow_private
-        self._inner: aiohttp.abc.AbstractResolver | None = None
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[aiohttp.abc.ResolveResult]:
-        """Resolve with aiohttp's default resolver, then apply the policy."""
-        if self._inner is None:
-            self._inner = aiohttp.resolver.DefaultResolver()
-        results = await self._inner.resolve(host, port, family)
-        allowed = set(_filter(host, [r["host"] for r in results], self.allow_private))
-        return [r for r in results if r["host"] in allowed]
-
-    async def close(self) -> None:
-        """Close the inner resolver."""
-        if self._inner is not None:
-            await self._inner.close()
 
 
 class _GuardedConnMixin:

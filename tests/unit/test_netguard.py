@@ -8,14 +8,12 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import aiohttp
 import pytest
 import requests
 
 from broker_hub import netguard
 from broker_hub.netguard import (
     ForbiddenAddress,
-    GuardedResolver,
     check_url_host,
     guarded_session,
     is_forbidden_ip,
@@ -172,24 +170,6 @@ def test_every_redirect_hop_is_checked(
 def test_guarded_session_ignores_env_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     assert guarded_session(allow_private=False).trust_env is False
     assert guarded_session(allow_private=True).trust_env is True
-
-
-async def _aio_get(url: str, allow_private: bool) -> tuple[int, str]:
-    connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow_private=allow_private))
-    async with aiohttp.ClientSession(connector=connector) as session, session.get(url) as resp:
-        return resp.status, await resp.text()
-
-
-def test_resolver_refuses_localhost(server: str) -> None:
-    url = f"http://localhost:{_port(server)}/"
-    with pytest.raises(aiohttp.ClientConnectorError) as info:
-        asyncio.run(_aio_get(url, allow_private=False))
-    assert isinstance(info.value.__cause__, ForbiddenAddress)
-
-
-def test_resolver_allows_when_private_allowed(server: str) -> None:
-    url = f"http://localhost:{_port(server)}/"
-    assert asyncio.run(_aio_get(url, allow_private=True)) == (200, "hello")
 
 
 def test_resolve_allowed() -> None:
