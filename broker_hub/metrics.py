@@ -78,7 +78,7 @@ class Metrics:
 
     def render(self, *, multiprocess_dir: str | None = None) -> bytes:
         """The exposition text; with ``multiprocess_dir``, summed over every process that
-        writes there (gunicorn workers, through ``PROMETHEUS_MULTIPROC_DIR``)."""
+        writes there (web workers (Granian processes), through ``PROMETHEUS_MULTIPROC_DIR``)."""
         if multiprocess_dir:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)

@@ -3,7 +3,7 @@
 Each key gets a bucket of ``per_minute`` tokens refilled continuously at ``per_minute / 60``
 per second (GCRA: one "theoretical arrival time" per key), so a key may make up to
 ``per_minute`` requests at once and then ``per_minute`` per minute. State lives in the
-process: with several gunicorn workers or several worker processes, each enforces the limit
+process: with several web worker processes or several workers, each enforces the limit
 on its own (the effective limit is the per-process limit times the number of processes).
 
 :class:`RateLimiter` answers "now, or retry after N seconds" (the web front's 429).

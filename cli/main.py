@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="web + fetcher + deliverer in one process (embedded default)")
-    sub.add_parser("web", help="the web front under gunicorn")
+    sub.add_parser("web", help="the web front under Granian (HUB_WEB_WORKERS processes)")
     sub.add_parser("fetcher", help="the fetcher worker")
     sub.add_parser("deliverer", help="the deliverer worker (verification and distribution)")
     parked = sub.add_parser("parked", help="inspect, replay or purge parked notifications")
@@ -124,18 +124,18 @@ def _run_embedded(settings: Settings) -> int:
 
 
 def _run_web(settings: Settings) -> int:
-    # Several gunicorn workers: prometheus_client sums their metrics through files in this
+    # Several worker processes: prometheus_client sums their metrics through files in this
     # directory. It must be set before prometheus_client is first imported.
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="broker-hub-prom-"))
     from broker_hub.storage import Storage
-    from cli.web_server import serve_gunicorn
+    from cli.web_server import serve_granian
 
     try:
         Storage.from_url(settings.database_url).create_schema()
     except Exception as exc:  # noqa: BLE001 - reported as a clear start-up failure
         print(f"broker-hub: database unavailable: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    serve_gunicorn(settings)
+    serve_granian(settings)
     return EXIT_OK
 
 

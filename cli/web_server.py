@@ -1,9 +1,8 @@
-"""Serving the Flask front: gunicorn for ``broker-hub web``, a threaded server for ``run``."""
+"""Serving the Flask front: Granian for ``broker-hub web``, a threaded server for ``run``."""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from werkzeug.serving import make_server
 
@@ -11,32 +10,27 @@ from broker_hub.config import Settings
 from cli.components import Core
 
 
-def serve_gunicorn(settings: Settings) -> None:
-    """Run the web front under gunicorn (gthread workers), the production WSGI server."""
-    from gunicorn.app.base import BaseApplication
+def serve_granian(settings: Settings) -> None:
+    """Run the web front under Granian: a production server whose HTTP handling is native
+    code (Rust), with ``HUB_WEB_WORKERS`` processes of ``HUB_WEB_THREADS`` WSGI threads each.
 
-    class HubApplication(BaseApplication):
-        def load_config(self) -> None:
-            options = {
-                "bind": settings.bind,
-                "workers": settings.web_workers,
-                "worker_class": "gthread",
-                "threads": settings.web_threads,
-                "keepalive": 5,
-                "graceful_timeout": 20,
-                "accesslog": None,
-                "control_socket_disable": True,
-                "limit_request_line": settings.max_url_length * 3 + 100,
-            }
-            for key, value in options.items():
-                self.cfg.set(key, value)
+    Each worker builds the app with ``create_app()``, reading the same ``HUB_*`` environment.
+    """
+    from granian import Granian
+    from granian.constants import Interfaces
 
-        def load(self) -> Any:
-            from web import create_app
-
-            return create_app(settings)
-
-    HubApplication().run()
+    Granian(
+        "web:create_app",
+        factory=True,
+        interface=Interfaces.WSGI,
+        address=settings.host,
+        port=settings.port,
+        workers=settings.web_workers,
+        blocking_threads=settings.web_threads,
+        backlog=2048,
+        log_access=False,  # a bodiless POST may carry hub.secret in its query string
+        respawn_failed_workers=True,
+    ).serve()
 
 
 class EmbeddedWebServer:

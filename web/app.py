@@ -61,7 +61,7 @@ def create_app(
         "storage": storage,
         "messaging": messaging,
         "metrics": metrics or Metrics(),
-        # Per process: each gunicorn worker keeps its own buckets.
+        # Per process: each web worker process keeps its own buckets.
         "rate_limiter": RateLimiter(settings.rate_limit_per_minute),
     }
     app.register_blueprint(hub.blueprint)

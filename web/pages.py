@@ -27,7 +27,7 @@ def metrics() -> Response:
     counts = ext["storage"].count_subscriptions(time.time())
     for state, value in counts.items():
         ext["metrics"].subscriptions.labels(state).set(value)
-    # under gunicorn, PROMETHEUS_MULTIPROC_DIR (set by `broker-hub web`) joins the workers' values
+    # several web processes: PROMETHEUS_MULTIPROC_DIR (set by `broker-hub web`) sums their values
     body = ext["metrics"].render(multiprocess_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     return Response(body, mimetype="text/plain; version=0.0.4")
 

@@ -51,8 +51,9 @@ def split_url(url: str) -> tuple[Origin, str]:
     """(origin, request target) of an absolute http(s) URL, the target kept as written."""
     scheme, _, rest = url.partition("://")
     scheme = scheme.lower()
-    cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0),
-              default=len(rest))
+    cut = min(
+        (i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest)
+    )
     netloc, target = rest[:cut], rest[cut:].partition("#")[0]
     if not target.startswith("/"):
         target = "/" + target
@@ -121,6 +122,8 @@ class _Connection(asyncio.Protocol):
             found = self.buffer.find(separator, start)
             if found >= 0:
                 end = found + len(separator)
+                if end > limit:
+                    raise HTTPError("response head too large")
                 data = bytes(self.buffer[:end])
                 del self.buffer[:end]
                 return data
@@ -173,7 +176,12 @@ class Client:
         origin, target = split_url(url)
         head = self._head(method, origin, target, headers, body)
         for attempt in (1, 2):
-            conn, reused = await self._acquire(origin)
+            # the one retry after a dropped keep-alive connection goes to a new connection
+            conn, reused = (
+                await self._acquire(origin)
+                if attempt == 1
+                else (await self._connect(origin), False)
+            )
             try:
                 response, reusable = await self._exchange(conn, head, body, read_limit)
             except StaleConnection:
@@ -211,6 +219,7 @@ class Client:
         conn.transport.write(head + body if body and len(body) < 65536 else head)
         if body and len(body) >= 65536:
             conn.transport.write(body)
+        interim = 0
         while True:
             try:
                 raw_head = await conn.read_until(b"\r\n\r\n", MAX_HEAD_BYTES)
@@ -220,6 +229,9 @@ class Client:
                 raise
             status, version, headers = _parse_head(raw_head)
             if 100 <= status < 200 and status != 101:
+                interim += 1
+                if interim > 10:
+                    raise HTTPError("too many interim responses")
                 continue  # an interim response: the real one follows
             break
         data, reusable = await _read_body(conn, status, headers, read_limit)
