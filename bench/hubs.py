@@ -145,6 +145,10 @@ class BrokerHub(Hub):
             "HUB_BIND": f"127.0.0.1:{port}",
             "HUB_NAMESPACE": self.namespace,
             "HUB_LOG_LEVEL": "INFO",
+            # the load comes from one address and all mirrors share one host: limits off
+            "HUB_RATE_LIMIT_PER_MINUTE": "0",
+            "HUB_VERIFY_RATE_PER_HOST": "0",
+            "HUB_FETCH_RATE_PER_HOST": "0",
         })
         base.update(self.tunables)
         logdir = self.ctx.workdir / "logs"

@@ -131,9 +131,9 @@ class Settings:
     publish_token: str = field(default="", repr=False)
     max_subscriptions_per_topic: int = 0  # 0: unlimited
     max_subscriptions_per_host: int = 0  # 0: unlimited
-    rate_limit_per_minute: int = 0  # hub POSTs per client address per minute; 0: unlimited
-    verify_rate_per_host: int = 0  # verification/denial GETs per callback host per minute; 0: off
-    fetch_rate_per_host: int = 0  # topic fetches per topic host per minute; 0: unlimited
+    rate_limit_per_minute: int = 600  # hub POSTs per client address per minute; 0: unlimited
+    verify_rate_per_host: int = 600  # verification/denial GETs per callback host per minute
+    fetch_rate_per_host: int = 600  # topic fetches per topic host per minute; 0: unlimited
     trusted_proxies: int = 0  # reverse proxies whose X-Forwarded-For names the client; 0: none
     namespace: str = "broker_hub"  # prefix of every exchange and queue name
     log_level: str = "INFO"

@@ -172,6 +172,10 @@ class HubEnv:
             "HUB_METRICS_PORT": str(free_port()),
             "HUB_DELIVERY_BACKOFF_BASE": "0.2",
             "HUB_HTTP_TIMEOUT": "5",
+            # every test client and server is on 127.0.0.1: rate limits only where tested
+            "HUB_RATE_LIMIT_PER_MINUTE": "0",
+            "HUB_VERIFY_RATE_PER_HOST": "0",
+            "HUB_FETCH_RATE_PER_HOST": "0",
         }
         for key, value in overrides.items():
             if value is None:

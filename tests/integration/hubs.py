@@ -99,6 +99,10 @@ def _base_env(tmp: Path, **overrides: str) -> dict[str, str]:
         "HUB_HTTP_TIMEOUT": "5",
         "HUB_LEASE_MIN": "1",
         "HUB_LOG_LEVEL": "INFO",
+        # every client and server here is on 127.0.0.1: the per-address limits would bite
+        "HUB_RATE_LIMIT_PER_MINUTE": "0",
+        "HUB_VERIFY_RATE_PER_HOST": "0",
+        "HUB_FETCH_RATE_PER_HOST": "0",
     }
     env.update(overrides)
     return env
