@@ -132,7 +132,7 @@ def _accept_publish(topics: tuple[str, ...]) -> None:
         if queue:
             try:
                 bus.publish(FetchTopic(topic=topic, seq=seq, pinged_at=now), topology.FETCH)
-            except Unavailable:
+            except BaseException:  # not queued after all: the next ping must queue one
                 storage.unqueue(topic, seq)
                 raise
         metrics.pings.inc()

@@ -107,6 +107,8 @@ class ConsumerLoop:
                 if time.monotonic() - last_beat > 1.0:
                     conn.heartbeat_check()
                     last_beat = time.monotonic()
+                if not conn.connected:  # e.g. an ack hit a reset socket: reads may not notice
+                    raise ConnectionError("the broker connection was lost")
             # Graceful stop: no new deliveries; finish and ack in-flight work on this
             # connection; closing it returns prefetched, unacked messages to the queue.
             for consumer in consumers:

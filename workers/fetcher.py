@@ -27,7 +27,7 @@ from broker_hub.urls import host_label
 
 logger = logging.getLogger(__name__)
 
-STALE_QUEUED_SECONDS = 300.0  # a queued fetch not started by then is queued again
+STALE_QUEUED_SECONDS = 120.0  # a queued fetch not started by then is queued again
 
 
 @dataclass(frozen=True)

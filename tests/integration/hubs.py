@@ -161,7 +161,7 @@ def split_hub(tmp: Path, **overrides: str) -> Iterator[RunningHub]:
 def _print_logs(hub: RunningHub) -> None:
     for name, proc in [*hub.processes.items(), *(("retired", p) for p in hub.retired)]:
         print(f"--- broker-hub {name} (exit {proc.returncode}) ---")
-        print(proc.log_tail(30))
+        print(proc.log_tail(80))
 
 
 def poll(read: Callable[[], T], until: Callable[[T], bool], *, timeout: float = 10.0,

@@ -34,6 +34,10 @@ def hub_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[.
             "HUB_DELIVERY_MAX_ATTEMPTS": "3",
             "HUB_HTTP_TIMEOUT": "2",
             "HUB_LEASE_MIN": "1",
+            # all test traffic comes from loopback: the rate limits are on only where tested
+            "HUB_RATE_LIMIT_PER_MINUTE": "0",
+            "HUB_VERIFY_RATE_PER_HOST": "0",
+            "HUB_FETCH_RATE_PER_HOST": "0",
             **{k: str(v) for k, v in overrides.items()},
         }
         url = f"http://{env['HUB_BIND']}/"
