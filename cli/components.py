@@ -17,6 +17,7 @@ from workers.consumer import ConsumerLoop, Subscription
 from workers.deliverer import Deliverer
 from workers.fetcher import Fetcher
 from workers.http_engine import HttpEngine
+from workers.verifier import Verifier
 
 logger = logging.getLogger(__name__)
 
@@ -72,23 +73,40 @@ def fetcher_loop(core: Core) -> ConsumerLoop:
 
 
 def deliverer_loop(core: Core) -> tuple[ConsumerLoop, HttpEngine]:
+    """Verification and distribution share one process, one event loop, one consume loop."""
     engine = HttpEngine(core.settings)
     engine.start()
-    deliverer = Deliverer(
+    parts = dict(
         settings=core.settings,
         storage=core.storage,
         messaging=core.messaging,
         metrics=core.metrics,
         engine=engine,
     )
+    verifier, deliverer = Verifier(**parts), Deliverer(**parts)
+
+    def tick() -> None:
+        verifier.tick()
+        deliverer.tick()
+
+    def drain(timeout: float) -> None:
+        """Wait (bounded) for in-flight work of both to finish and be recorded."""
+        deadline = time.monotonic() + timeout
+        while verifier.in_flight + deliverer.in_flight > 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+            tick()
+        left = verifier.in_flight + deliverer.in_flight
+        if left:
+            logger.warning("stopping with %d messages in flight; the broker redelivers them", left)
+
     loop = ConsumerLoop(
         core.messaging,
         [
-            Subscription(topology.VERIFY, core.settings.verify_prefetch, deliverer.on_verify),
+            Subscription(topology.VERIFY, core.settings.verify_prefetch, verifier.on_verify),
             Subscription(topology.DELIVER, core.settings.prefetch, deliverer.on_deliver),
         ],
-        tick=deliverer.tick,
-        drain=deliverer.drain,
+        tick=tick,
+        drain=drain,
         tick_interval=0.01,
         name="deliverer",
     )

@@ -127,21 +127,40 @@ class ConsumerLoop:
         return on_message
 
 
+def settle(raw: KombuMessage, *, ack: bool) -> None:
+    """Ack (or requeue) a message; a channel lost meanwhile means the broker redelivers it."""
+    try:
+        if ack:
+            raw.ack()
+        else:
+            raw.reject(requeue=True)
+    except Exception as exc:  # noqa: BLE001 - the broker will redeliver: at-least-once
+        logger.info(
+            "could not settle a message (%s); it will be redelivered", exc.__class__.__name__
+        )
+
+
+def park(messaging: Messaging, raw: KombuMessage, parked: Parked) -> bool:
+    """Publish ``parked`` to the parking queue, then ack ``raw``; if the broker is gone,
+    requeue ``raw`` instead (nothing is dropped). True when parked."""
+    try:
+        messaging.bus().publish(parked, topology.PARKED)
+    except Unavailable:
+        settle(raw, ack=False)
+        return False
+    settle(raw, ack=True)
+    return True
+
+
 def park_unreadable(messaging: Messaging, raw: KombuMessage, reason: str) -> None:
-    """Park a message nobody can read, then ack it (a failure to park leaves it unacked)."""
+    """Park a message nobody can read (its raw text kept), then ack it."""
     body = raw.body
     text = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else str(body)
     logger.error("parking an unreadable message: %s", reason)
-    try:
-        messaging.bus().publish(
-            Parked(
-                reason=f"unreadable: {reason}",
-                original={"raw": text[:65536]},
-                parked_at=time.time(),
-            ),
-            topology.PARKED,
-        )
-    except Unavailable:
-        raw.reject(requeue=True)
-        return
-    raw.ack()
+    park(
+        messaging,
+        raw,
+        Parked(
+            reason=f"unreadable: {reason}", original={"raw": text[:65536]}, parked_at=time.time()
+        ),
+    )

@@ -24,6 +24,7 @@ from broker_hub.ratelimit import Pacer, host_key
 from broker_hub.retry import backoff_delay
 from broker_hub.storage import Storage, TopicState
 from broker_hub.urls import host_label
+from workers.consumer import park
 
 logger = logging.getLogger(__name__)
 
@@ -238,11 +239,11 @@ class Fetcher:
         )
 
     def _park(self, message: Message, raw: KombuMessage, reason: str) -> None:
-        self.messaging.bus().publish(
+        park(
+            self.messaging,
+            raw,
             Parked(reason=reason, original=as_record(message), parked_at=self.clock()),
-            topology.PARKED,
         )
-        raw.ack()
 
     def janitor(self) -> None:
         """Purge expired subscriptions and notifications past retention; queue again the

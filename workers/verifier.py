@@ -1,0 +1,177 @@
+"""The deliverer's verification side: verification of intent, and denials.
+
+Verify messages are handed to the :class:`HttpEngine`; the outcomes come back through a queue
+and :meth:`Verifier.tick` applies the confirmed ones in one transaction per tick, on the
+consumer thread, before their messages are acked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import secrets
+import time
+from collections.abc import Callable
+
+from kombu.message import Message as KombuMessage
+
+from broker_hub import topology
+from broker_hub.bus import Messaging
+from broker_hub.config import Settings
+from broker_hub.errors import Unavailable
+from broker_hub.leases import clamp_lease
+from broker_hub.messages import Message, Parked, VerifyIntent, as_record, to_body
+from broker_hub.metrics import Metrics
+from broker_hub.ratelimit import Pacer, host_key
+from broker_hub.retry import Attempt, backoff_delay, verification_retryable
+from broker_hub.storage import Storage
+from broker_hub.urls import host_label, with_query
+from workers.consumer import park, settle
+from workers.http_engine import HttpEngine
+
+logger = logging.getLogger(__name__)
+
+CHALLENGE_BYTES = 32
+Outcome = tuple[VerifyIntent, KombuMessage, int | None, bool, Attempt]
+
+
+class Verifier:
+    """Handles VerifyIntent messages."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        storage: Storage,
+        messaging: Messaging,
+        metrics: Metrics,
+        engine: HttpEngine,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.settings = settings
+        self.storage = storage
+        self.messaging = messaging
+        self.metrics = metrics
+        self.engine = engine
+        self.clock = clock
+        self.in_flight = 0
+        self.pacer = Pacer(settings.verify_rate_per_host)
+        self._done: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+
+    def on_verify(self, msg: Message, raw: KombuMessage) -> None:
+        if not isinstance(msg, VerifyIntent):
+            park(
+                self.messaging,
+                raw,
+                Parked("the verify queue got another type", as_record(msg), self.clock()),
+            )
+            return
+        wait = self.pacer.delay(host_key(msg.callback), to_body(msg))
+        if wait > 0:  # HUB_VERIFY_RATE_PER_HOST: come back later, never dropped
+            try:
+                self.messaging.bus().publish_delayed(msg, topology.VERIFY, wait)
+            except Unavailable:
+                settle(raw, ack=False)
+                return
+            self.metrics.verifications.labels(msg.mode, "deferred").inc()
+            settle(raw, ack=True)
+            return
+        self.in_flight += 1
+        denial = self._denial_reason(msg) if msg.mode == "subscribe" else ""
+        if denial:
+            msg = dataclasses.replace(msg, mode="denied", reason=denial)
+        self.engine.submit(self._verify_task(msg, raw))
+
+    def _denial_reason(self, msg: VerifyIntent) -> str:
+        s, now = self.settings, self.clock()
+        if not (s.max_subscriptions_per_topic or s.max_subscriptions_per_host):
+            return ""
+        if self.storage.find_subscription(msg.topic, msg.callback) is not None:
+            return ""
+        if s.max_subscriptions_per_topic and (
+            self.storage.count_for_topic(msg.topic, now) >= s.max_subscriptions_per_topic
+        ):
+            return "the topic has reached its subscription limit"
+        if s.max_subscriptions_per_host and (
+            self.storage.count_for_host(host_label(msg.callback), now)
+            >= s.max_subscriptions_per_host
+        ):
+            return "the callback host has reached its subscription limit"
+        return ""
+
+    async def _verify_task(self, msg: VerifyIntent, raw: KombuMessage) -> None:
+        lease = clamp_lease(msg.lease_seconds, self.settings) if msg.mode == "subscribe" else None
+        try:
+            if msg.mode == "denied":
+                attempt, ok = await deny(self.engine, msg), False
+            else:
+                ok, attempt = await verify(self.engine, msg, lease)
+        except Exception as exc:  # noqa: BLE001 - recorded as a failed attempt
+            ok, attempt = False, Attempt(None, exc.__class__.__name__)
+        self._done.put((msg, raw, lease, ok, attempt))
+
+    def tick(self, max_items: int = 5000) -> None:
+        """Apply the confirmed intents in one transaction; then retries, metrics and acks."""
+        items: list[Outcome] = []
+        for _ in range(max_items):
+            try:
+                items.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        if not items:
+            return
+        confirmed = [
+            (msg.mode, msg.topic, msg.callback, msg.secret, lease or 0)
+            for msg, _, lease, ok, _ in items
+            if ok and msg.mode != "denied"
+        ]
+        if confirmed:
+            self.storage.apply_verified(confirmed, self.clock())
+        for msg, raw, _, ok, attempt in items:
+            self._after(msg, raw, ok, attempt)
+
+    def _after(self, msg: VerifyIntent, raw: KombuMessage, ok: bool, attempt: Attempt) -> None:
+        if msg.mode == "denied":
+            self.metrics.verifications.labels("subscribe", "denied").inc()
+        elif ok:
+            self.metrics.verifications.labels(msg.mode, "verified").inc()
+        elif verification_retryable(attempt) and msg.attempt < self.settings.delivery_max_attempts:
+            delay = backoff_delay(msg.attempt, self.settings.delivery_backoff_base)
+            try:
+                self.messaging.bus().publish_delayed(
+                    dataclasses.replace(msg, attempt=msg.attempt + 1), topology.VERIFY, delay
+                )
+            except Unavailable:  # the retry is not queued: let the broker redeliver this one
+                settle(raw, ack=False)
+                self.in_flight -= 1
+                return
+            self.metrics.verifications.labels(msg.mode, "retried").inc()
+        else:
+            self.metrics.verifications.labels(msg.mode, "failed").inc()
+        settle(raw, ack=True)
+        self.in_flight -= 1
+
+
+async def verify(
+    engine: HttpEngine, intent: VerifyIntent, lease_seconds: int | None
+) -> tuple[bool, Attempt]:
+    """Ask the subscriber to confirm ``intent``; returns (confirmed, attempt)."""
+    challenge = secrets.token_urlsafe(CHALLENGE_BYTES)
+    params = {"hub.mode": intent.mode, "hub.topic": intent.topic, "hub.challenge": challenge}
+    if intent.mode == "subscribe" and lease_seconds is not None:
+        params["hub.lease_seconds"] = str(lease_seconds)
+    attempt, body = await engine.request(
+        "GET", with_query(intent.callback, params), read_limit=len(challenge) + 1
+    )
+    ok = attempt.status is not None and 200 <= attempt.status < 300
+    return ok and body == challenge.encode("ascii"), attempt
+
+
+async def deny(engine: HttpEngine, intent: VerifyIntent) -> Attempt:
+    """Tell the subscriber its subscription was refused (``hub.mode=denied``)."""
+    params = {"hub.mode": "denied", "hub.topic": intent.topic}
+    if intent.reason:
+        params["hub.reason"] = intent.reason
+    attempt, _ = await engine.request("GET", with_query(intent.callback, params))
+    return attempt
