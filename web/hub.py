@@ -59,6 +59,7 @@ def hub_endpoint() -> Response:
             mode = "publish"
             _accept_publish(parsed.topics)
             response = Response(status=204)
+            del response.headers["Content-Type"]  # no content, no type
         else:
             mode = parsed.mode
             ext["messaging"].bus().publish(
