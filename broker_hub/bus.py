@@ -63,13 +63,6 @@ class Messaging:
             bus = self._local.bus = Bus(self)
         return bus
 
-    def declare(self) -> None:
-        """Declare the exchange and every work queue (idempotent)."""
-        with self.connection() as conn:
-            channel = conn.default_channel
-            for q in topology.work_queues(self.namespace):
-                q(channel).declare()
-
     def close(self) -> None:
         if self._delayer is not None:
             self._delayer.stop()
@@ -180,10 +173,6 @@ class MemoryDelayer:
                 self._thread = threading.Thread(target=self._run, name="delayer", daemon=True)
                 self._thread.start()
             self._cond.notify()
-
-    def pending(self) -> int:
-        with self._cond:
-            return len(self._heap)
 
     def _run(self) -> None:
         while True:
