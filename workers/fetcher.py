@@ -204,10 +204,9 @@ class Fetcher:
         self.storage.save_fetch(msg.topic, entries=entries, **save)
         self.metrics.fetches.labels("changed").inc()
         logger.debug(
-            "notification %d: %d bytes, %d batches queued %.1f ms after the ping",
+            "notification %d: %d bytes, every batch queued %.1f ms after the ping",
             notification_id,
             len(body),
-            len(ranges),
             (self.clock() - msg.pinged_at) * 1000,
         )
 

@@ -5,7 +5,7 @@ SQLite by default; PostgreSQL when several machines share it. Same SQL, chosen b
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from broker_hub.storage.backends import Backend, backend_for
 from broker_hub.storage.records import Notification, PingRecord, Subscription, TopicState
@@ -222,18 +222,20 @@ class Storage:
         ).fetchone()
         return Subscription(*row) if row else None
 
-    def id_ranges(self, topic: str, now: float, batch_size: int) -> list[tuple[int, int]]:
-        """The topic's active subscription ids cut into ranges of ``batch_size`` subscriptions."""
-        ids = [
-            r[0]
-            for r in self.backend.execute(
-                "SELECT id FROM subscriptions WHERE topic = ? AND expires_at > ? ORDER BY id",
-                (topic, now),
+    def id_ranges(self, topic: str, now: float, batch_size: int) -> Iterator[tuple[int, int]]:
+        """The topic's active subscription ids cut into ranges of ``batch_size`` subscriptions,
+        one page at a time, so the first batch can go out before the last range is known."""
+        after = 0
+        while True:
+            ids = self.backend.execute(
+                "SELECT id FROM subscriptions WHERE topic = ? AND expires_at > ? AND id > ? "
+                "ORDER BY id LIMIT ?",
+                (topic, now, after, batch_size),
             ).fetchall()
-        ]
-        return [
-            (ids[i], ids[min(i + batch_size, len(ids)) - 1]) for i in range(0, len(ids), batch_size)
-        ]
+            if not ids:
+                return
+            yield ids[0][0], ids[-1][0]
+            after = ids[-1][0]
 
     def due_in_range(
         self, topic: str, first_id: int, last_id: int, notification_id: int, now: float

@@ -178,11 +178,15 @@ def _subscribe_many(storage: Storage, topic: str, n: int, lease: int = 3600) -> 
 def test_id_ranges_split_by_batch_size(storage: Storage) -> None:
     ids = _subscribe_many(storage, T, 7)
     _subscribe_many(storage, T2, 3)  # another topic's subscriptions are not counted
-    assert storage.id_ranges(T, NOW, 3) == [(ids[0], ids[2]), (ids[3], ids[5]), (ids[6], ids[6])]
-    assert storage.id_ranges(T, NOW, 7) == [(ids[0], ids[6])]
-    assert storage.id_ranges(T, NOW, 100) == [(ids[0], ids[6])]
-    assert storage.id_ranges(T, NOW, 1) == [(i, i) for i in ids]
-    assert storage.id_ranges("https://none.example/", NOW, 3) == []
+    assert list(storage.id_ranges(T, NOW, 3)) == [
+        (ids[0], ids[2]),
+        (ids[3], ids[5]),
+        (ids[6], ids[6]),
+    ]
+    assert list(storage.id_ranges(T, NOW, 7)) == [(ids[0], ids[6])]
+    assert list(storage.id_ranges(T, NOW, 100)) == [(ids[0], ids[6])]
+    assert list(storage.id_ranges(T, NOW, 1)) == [(i, i) for i in ids]
+    assert list(storage.id_ranges("https://none.example/", NOW, 3)) == []
 
 
 def test_id_ranges_leave_out_expired(storage: Storage) -> None:
@@ -192,12 +196,12 @@ def test_id_ranges_leave_out_expired(storage: Storage) -> None:
         sub = storage.subscription(sid)
         storage.activate(T, sub.callback, None, 10, NOW - 100)  # expired at NOW - 90
     active = [i for i in ids if i not in expired]
-    ranges = storage.id_ranges(T, NOW, 2)
+    ranges = list(storage.id_ranges(T, NOW, 2))
     assert ranges == [(active[0], active[1]), (active[2], active[3])]
     covered = [i for first, last in ranges for i in active if first <= i <= last]
     assert covered == active
     # Later than every lease: nothing left.
-    assert storage.id_ranges(T, NOW + 10_000, 2) == []
+    assert list(storage.id_ranges(T, NOW + 10_000, 2)) == []
 
 
 def test_due_in_range(storage: Storage) -> None:
