@@ -16,19 +16,19 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 from broker_hub import netguard
+from workers.http11_wire import (
+    MAX_HEAD_BYTES,
+    Connection,
+    HTTPError,
+    StaleConnection,
+    parse_head,
+    read_body,
+)
 
-MAX_HEAD_BYTES = 64 * 1024  # status line + headers
-MAX_DISCARD_BYTES = 1024 * 1024  # a larger body is not drained: the connection is closed
+__all__ = ["Client", "HTTPError", "Origin", "Response", "split_url"]
+
 IDLE_SECONDS = 30.0  # keep-alive connections unused for longer are closed
 _SAFE = "/?&=%:@!$'()*+,;[]~-._"
-
-
-class HTTPError(Exception):
-    """The peer broke the protocol, or the connection failed."""
-
-
-class StaleConnection(HTTPError):
-    """A reused keep-alive connection was closed before any response byte: safe to retry."""
 
 
 @dataclass(frozen=True)
@@ -79,95 +79,13 @@ def split_url(url: str) -> tuple[Origin, str]:
     return Origin(scheme, host, port, host_header, authorization), target
 
 
-class _Connection(asyncio.Protocol):
-    """One TCP (or TLS) connection: a byte buffer the reader awaits."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.closed = False
-        self.idle_since = 0.0
-        self._waiter: asyncio.Future[None] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        self._wake()
-
-    def eof_received(self) -> bool:
-        self.closed = True
-        self._wake()
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def _more(self) -> None:
-        if self.closed:
-            raise HTTPError("connection closed")
-        self._waiter = asyncio.get_running_loop().create_future()
-        await self._waiter
-        self._waiter = None
-
-    async def read_until(self, separator: bytes, limit: int) -> bytes:
-        start = 0
-        while True:
-            found = self.buffer.find(separator, start)
-            if found >= 0:
-                end = found + len(separator)
-                if end > limit:
-                    raise HTTPError("response head too large")
-                data = bytes(self.buffer[:end])
-                del self.buffer[:end]
-                return data
-            if len(self.buffer) > limit:
-                raise HTTPError("response head too large")
-            start = max(0, len(self.buffer) - len(separator) + 1)
-            await self._more()
-
-    async def read_exactly(self, size: int) -> bytes:
-        while len(self.buffer) < size:
-            await self._more()
-        data = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        return data
-
-    async def read_to_eof(self, limit: int) -> bytes:
-        while not self.closed and len(self.buffer) <= limit:
-            await self._more()
-        data = bytes(self.buffer[:limit])
-        self.buffer.clear()
-        return data
-
-    def usable(self, now: float) -> bool:
-        return (
-            not self.closed
-            and not self.buffer
-            and self.transport is not None
-            and not self.transport.is_closing()
-            and now - self.idle_since < IDLE_SECONDS
-        )
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-
-
 class Client:
     """Pooled keep-alive connections per origin; one request at a time per connection."""
 
     def __init__(self, *, allow_private: bool, connect_timeout: float):
         self.allow_private = allow_private
         self.connect_timeout = connect_timeout
-        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle: dict[Origin, list[Connection]] = {}
         self._tls = ssl.create_default_context()
 
     async def request(
@@ -213,7 +131,7 @@ class Client:
             return text.encode("utf-8")
 
     async def _exchange(
-        self, conn: _Connection, head: bytes, body: bytes | None, read_limit: int
+        self, conn: Connection, head: bytes, body: bytes | None, read_limit: int
     ) -> tuple[Response, bool]:
         assert conn.transport is not None
         conn.transport.write(head + body if body and len(body) < 65536 else head)
@@ -227,36 +145,36 @@ class Client:
                 if not conn.buffer:
                     raise StaleConnection() from None
                 raise
-            status, version, headers = _parse_head(raw_head)
+            status, version, headers = parse_head(raw_head)
             if 100 <= status < 200 and status != 101:
                 interim += 1
                 if interim > 10:
                     raise HTTPError("too many interim responses")
                 continue  # an interim response: the real one follows
             break
-        data, reusable = await _read_body(conn, status, headers, read_limit)
+        data, reusable = await read_body(conn, status, headers, read_limit)
         connection = headers.get("connection", "").lower()
         keep = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
         return Response(status, headers, data), reusable and keep
 
-    async def _acquire(self, origin: Origin) -> tuple[_Connection, bool]:
+    async def _acquire(self, origin: Origin) -> tuple[Connection, bool]:
         idle = self._idle.get(origin)
         now = time.monotonic()
         while idle:
             conn = idle.pop()
-            if conn.usable(now):
+            if conn.usable(now, IDLE_SECONDS):
                 return conn, True
             conn.close()
         return await self._connect(origin), False
 
-    def _release(self, origin: Origin, conn: _Connection, reusable: bool) -> None:
+    def _release(self, origin: Origin, conn: Connection, reusable: bool) -> None:
         if not reusable or conn.closed:
             conn.close()
             return
         conn.idle_since = time.monotonic()
         self._idle.setdefault(origin, []).append(conn)
 
-    async def _connect(self, origin: Origin) -> _Connection:
+    async def _connect(self, origin: Origin) -> Connection:
         loop = asyncio.get_running_loop()
         addresses = await netguard.resolve_allowed(
             origin.host, origin.port, allow_private=self.allow_private
@@ -266,7 +184,7 @@ class Client:
             try:
                 async with asyncio.timeout(self.connect_timeout):
                     _, conn = await loop.create_connection(
-                        _Connection,
+                        Connection,
                         host=address,
                         port=origin.port,
                         ssl=self._tls if origin.scheme == "https" else None,
@@ -282,65 +200,3 @@ class Client:
             for conn in conns:
                 conn.close()
         self._idle.clear()
-
-
-def _parse_head(raw: bytes) -> tuple[int, str, dict[str, str]]:
-    lines = raw.decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
-    code = rest[:3]
-    if not version.startswith("HTTP/1.") or not code.isdigit():
-        raise HTTPError("not an HTTP/1.x response")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise HTTPError("malformed header line")
-        name = name.strip().lower()
-        value = value.strip()
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return int(code), version, headers
-
-
-async def _read_body(
-    conn: _Connection, status: int, headers: dict[str, str], limit: int
-) -> tuple[bytes, bool]:
-    """The body (up to ``limit`` bytes kept) and whether the connection can be reused."""
-    if status in (204, 304):
-        return b"", True
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        return await _read_chunked(conn, limit)
-    length = headers.get("content-length")
-    if length is not None:
-        if not length.isdigit():
-            raise HTTPError("bad Content-Length")
-        size = int(length)
-        if size > max(limit, MAX_DISCARD_BYTES):
-            data = await conn.read_exactly(min(limit, size)) if limit else b""
-            return data, False  # not worth draining: close the connection
-        data = await conn.read_exactly(size)
-        return data[:limit], True
-    return await conn.read_to_eof(limit), False
-
-
-async def _read_chunked(conn: _Connection, limit: int) -> tuple[bytes, bool]:
-    kept = bytearray()
-    total = 0
-    while True:
-        line = await conn.read_until(b"\r\n", 1024)
-        size_text = line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise HTTPError("bad chunk size") from None
-        if size == 0:
-            while (await conn.read_until(b"\r\n", MAX_HEAD_BYTES)) != b"\r\n":
-                pass  # trailers
-            return bytes(kept), True
-        total += size
-        if total > max(limit, MAX_DISCARD_BYTES):
-            return bytes(kept), False
-        chunk = await conn.read_exactly(size + 2)
-        if len(kept) < limit:
-            kept += chunk[: min(size, limit - len(kept))]
