@@ -81,6 +81,7 @@ class Bus:
         self.connection = messaging.connection()
         self._producer: Producer | None = None
         self._exchange = topology.exchange(self.namespace)
+        self._declared: set[str] = set()
         self._failures = (
             *self.connection.connection_errors,
             *self.connection.channel_errors,
@@ -126,7 +127,9 @@ class Bus:
         producer = self._get_producer()
         try:
             for entity in declare:
-                maybe_declare(entity, producer.channel, retry=True, **PUBLISH_RETRY)
+                if entity.name not in self._declared:  # once per connection, off the hot path
+                    maybe_declare(entity, producer.channel, retry=True, **PUBLISH_RETRY)
+                    self._declared.add(entity.name)
             producer.publish(
                 body,
                 exchange=exchange,
@@ -145,6 +148,7 @@ class Bus:
 
     def _reset(self) -> None:
         self._producer = None
+        self._declared.clear()
         with contextlib.suppress(Exception):  # closing a broken connection may fail again
             self.connection.close()
         self.connection = self.messaging.connection()

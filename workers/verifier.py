@@ -7,6 +7,7 @@ consumer thread, before their messages are acked.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import queue
@@ -58,6 +59,7 @@ class Verifier:
         self.in_flight = 0
         self.pacer = Pacer(settings.verify_rate_per_host)
         self._done: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self._incoming: list[tuple[VerifyIntent, KombuMessage]] = []
 
     def on_verify(self, msg: Message, raw: KombuMessage) -> None:
         if not isinstance(msg, VerifyIntent):
@@ -81,7 +83,16 @@ class Verifier:
         denial = self._denial_reason(msg) if msg.mode == "subscribe" else ""
         if denial:
             msg = dataclasses.replace(msg, mode="denied", reason=denial)
-        self.engine.submit(self._verify_task(msg, raw))
+        self._incoming.append((msg, raw))
+
+    def _submit(self) -> None:
+        """Hand the intents read since the last tick to the event loop in one go."""
+        if self._incoming:
+            batch, self._incoming = self._incoming, []
+            self.engine.submit(self._verify_all(batch))
+
+    async def _verify_all(self, batch: list[tuple[VerifyIntent, KombuMessage]]) -> None:
+        await asyncio.gather(*(self._verify_task(msg, raw) for msg, raw in batch))
 
     def _denial_reason(self, msg: VerifyIntent) -> str:
         s, now = self.settings, self.clock()
@@ -112,7 +123,9 @@ class Verifier:
         self._done.put((msg, raw, lease, ok, attempt))
 
     def tick(self, max_items: int = 5000) -> None:
-        """Apply the confirmed intents in one transaction; then retries, metrics and acks."""
+        """Submit what arrived; apply the confirmed intents in one transaction; then retries,
+        metrics and acks."""
+        self._submit()
         items: list[Outcome] = []
         for _ in range(max_items):
             try:
