@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.subscriber import parse_args, serve
+from tests.support.subscriber import ControlClient, parse_args, serve
 
 
 @dataclass
@@ -165,22 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     asyncio.run(serve(Publisher().app(), args.host, args.port))
 
 
-class PublisherClient:
-    """Drives a running fake publisher through its control API (``requests``, blocking)."""
-
-    def __init__(self, base_url: str) -> None:
-        import requests
-
-        self.base_url = base_url.rstrip("/")
-        self.session = requests.Session()
-        self.server: Any = None  # the processes.Server, when a fixture started it
-
-    @property
-    def port(self) -> int:
-        return int(self.base_url.rsplit(":", 1)[1])
-
-    def url(self, path: str = "/") -> str:
-        return self.base_url + path
+class PublisherClient(ControlClient):
+    """Drives a running fake publisher."""
 
     def set_topic(
         self,

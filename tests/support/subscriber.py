@@ -223,8 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     asyncio.run(serve(Subscriber().app(), args.host, args.port))
 
 
-class SubscriberClient:
-    """Drives a running fake subscriber through its control API (``requests``, blocking)."""
+class ControlClient:
+    """Drives a running fake server through its control API (``requests``, blocking)."""
 
     def __init__(self, base_url: str) -> None:
         import requests
@@ -239,6 +239,10 @@ class SubscriberClient:
 
     def url(self, path: str = "/") -> str:
         return self.base_url + path
+
+
+class SubscriberClient(ControlClient):
+    """Drives a running fake subscriber."""
 
     def configure(self, path: str, **config: Any) -> dict[str, Any]:
         response = self.session.post(
