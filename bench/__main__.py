@@ -152,6 +152,15 @@ async def bench(args: argparse.Namespace, ctx: Context, servers: Servers) -> lis
     return runs
 
 
+def _run_loop(coro):
+    """The orchestrator's event loop: uvloop if installed (less CPU per request), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
 
@@ -191,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                                 logdir=workdir / "logs")
         procs.wait_port(pub_port, 30, publisher)
         procs.wait_port(sub_port, 30, subscriber)
-        runs = asyncio.run(bench(args, ctx, Servers(pub_port, sub_port, seed, subscriber)))
+        runs = _run_loop(bench(args, ctx, Servers(pub_port, sub_port, seed, subscriber)))
         subscriber.sample_rss()
         summary = aggregate(runs)
         print()
