@@ -22,6 +22,7 @@ from kombu.common import maybe_declare
 from kombu.exceptions import OperationalError
 
 from broker_hub import topology
+from broker_hub.batch_publish import BatchPublisher
 from broker_hub.errors import Unavailable
 from broker_hub.messages import Message, to_body
 
@@ -40,12 +41,15 @@ class Messaging:
         self.is_memory = url.startswith("memory://")
         self._local = threading.local()
         self._delayer = MemoryDelayer(self) if self.is_memory else None
+        self._lock = threading.Lock()
+        self._batch_publisher: BatchPublisher | None = None
 
-    def connection(self, *, consumer: bool = False) -> Connection:
+    def connection(self, *, consumer: bool = False, confirms: bool = True) -> Connection:
         """A new kombu connection (the caller owns and closes it).
 
         Consumers negotiate heartbeats (their loop sends them); a publisher-only connection
-        sits idle between publishes, so it asks for none.
+        sits idle between publishes, so it asks for none. With ``confirms``, each publish waits
+        for the broker's confirm; without, the caller selects and reads confirms itself.
         """
         if self.is_memory:
             return Connection(self.url, transport_options={"polling_interval": 0.005})
@@ -53,8 +57,18 @@ class Messaging:
             self.url,
             heartbeat=self.heartbeat if consumer else 0,
             connect_timeout=2,
-            transport_options={"confirm_publish": True},
+            transport_options={"confirm_publish": confirms},
         )
+
+    def shared_publisher(self) -> BatchPublisher | Bus:
+        """What request threads publish through: on AMQP one BatchPublisher for the whole
+        process (confirms read per batch); in memory, this thread's Bus."""
+        if self.is_memory:
+            return self.bus()
+        with self._lock:
+            if self._batch_publisher is None:
+                self._batch_publisher = BatchPublisher(self)
+            return self._batch_publisher
 
     def bus(self) -> Bus:
         """This thread's Bus, made on first use."""
@@ -66,6 +80,8 @@ class Messaging:
     def close(self) -> None:
         if self._delayer is not None:
             self._delayer.stop()
+        if self._batch_publisher is not None:
+            self._batch_publisher.close()
         bus = getattr(self._local, "bus", None)
         if bus is not None:
             bus.close()

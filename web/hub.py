@@ -62,7 +62,7 @@ def hub_endpoint() -> Response:
             del response.headers["Content-Type"]  # no content, no type
         else:
             mode = parsed.mode
-            ext["messaging"].bus().publish(
+            ext["messaging"].shared_publisher().publish(
                 VerifyIntent(
                     mode=parsed.mode,
                     topic=parsed.topic,
@@ -122,7 +122,7 @@ def _accept_publish(topics: tuple[str, ...]) -> None:
     """Count the ping and queue a fetch for each topic, unless one is queued and not started
     yet: pings that arrive before the fetch ran are coalesced into it."""
     ext = current_app.extensions["broker_hub"]
-    storage, bus, metrics = ext["storage"], ext["messaging"].bus(), ext["metrics"]
+    storage, bus, metrics = ext["storage"], ext["messaging"].shared_publisher(), ext["metrics"]
     now = time.time()
     for topic in topics:
         try:

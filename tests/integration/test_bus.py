@@ -154,3 +154,95 @@ def test_publish_to_closed_port_raises_unavailable() -> None:
         assert time.monotonic() - again < 10
     finally:
         m.close()
+
+
+# --- the web front's shared publisher ---------------------------------------------------------
+
+
+def test_shared_publisher_is_one_per_process_on_amqp(messaging: Messaging) -> None:
+    import threading
+
+    from broker_hub.batch_publish import BatchPublisher
+
+    first = messaging.shared_publisher()
+    other: list[object] = []
+    t = threading.Thread(target=lambda: other.append(messaging.shared_publisher()))
+    t.start()
+    t.join(5)
+    if messaging.is_memory:  # in memory each thread publishes through its own Bus
+        assert first is messaging.bus() and other[0] is not first
+    else:
+        assert isinstance(first, BatchPublisher) and other[0] is first
+
+
+def test_shared_publisher_confirms_every_message_from_many_threads(messaging: Messaging) -> None:
+    """16 threads publish at once; each returns only after its confirm, and every message
+    reaches the queue exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def send(thread: int) -> None:
+        publisher = messaging.shared_publisher()
+        for i in range(25):
+            publisher.publish(
+                FetchTopic(topic=f"https://t.example/{thread}", seq=i, pinged_at=1.0),
+                topology.FETCH,
+            )
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(send, range(16)))
+    seen = []
+    while (got := receive(messaging, topology.FETCH, 0.5)) is not None:
+        seen.append((got[0].topic, got[0].seq))
+    assert len(seen) == 16 * 25
+    assert set(seen) == {(f"https://t.example/{t}", i) for t in range(16) for i in range(25)}
+
+
+def test_shared_publisher_reports_a_refused_message(rabbitmq_url: str, namespace: str) -> None:
+    """A message the broker nacks (a full queue under an overflow=reject-publish policy) makes
+    its caller's publish raise Unavailable; the messages it did confirm are all there."""
+    import shutil
+    import subprocess
+
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    queue = topology.queue_name(namespace, topology.FETCH)
+    policy = f"{namespace}_full"
+    subprocess.run(
+        [ctl, "set_policy", "--apply-to", "queues", policy, f"^{queue}$",
+         '{"max-length": 2, "overflow": "reject-publish"}'],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    m = Messaging(rabbitmq_url, namespace=namespace)
+    try:
+        publisher = m.shared_publisher()
+        deadline = time.monotonic() + 10  # the policy reaches the queue within a moment
+        outcomes: list[bool] = []
+        while time.monotonic() < deadline:
+            try:
+                publisher.publish(FetchTopic(topic="t", seq=len(outcomes), pinged_at=1.0),
+                                  topology.FETCH)  # fmt: skip
+                outcomes.append(True)
+            except Unavailable as exc:
+                assert "refused" in str(exc)
+                outcomes.append(False)
+                break
+        assert outcomes[-1] is False, "the broker never refused a message"
+        with Connection(rabbitmq_url) as conn:
+            _, count, _ = conn.default_channel.queue_declare(queue=queue, passive=True)
+        assert count == 2  # what was confirmed is stored; the refused one was reported
+        # The publisher goes on after a refusal: space again, and the next publish is confirmed.
+        assert receive(m, topology.FETCH, 5) is not None
+        publisher.publish(FetchTopic(topic="t", seq=99, pinged_at=1.0), topology.FETCH)
+    finally:
+        m.close()
+        subprocess.run([ctl, "clear_policy", policy], capture_output=True, timeout=30)
+
+
+def test_shared_publisher_to_closed_port_raises_unavailable() -> None:
+    m = Messaging("amqp://guest:guest@127.0.0.1:1//", namespace=f"bhx_{uuid.uuid4().hex[:8]}")
+    started = time.monotonic()
+    try:
+        with pytest.raises(Unavailable):
+            m.shared_publisher().publish(FetchTopic(topic="t", seq=1, pinged_at=1.0), "fetch")
+        assert time.monotonic() - started < 15
+    finally:
+        m.close()

@@ -1,0 +1,176 @@
+"""One publisher thread for many callers: confirmed publishes, batched.
+
+The web front answers 202/204 only once the broker has confirmed the message. With one
+connection per request thread, each publish pays a round trip and its own confirm read. Here
+the request threads hand their message to a single thread that owns one confirming channel: it
+writes every message waiting at that moment, then reads the confirms for the whole batch (the
+broker acknowledges many at once), and wakes each caller with its own outcome. A message is
+confirmed, or its caller gets :class:`Unavailable` and answers 503: nothing accepted is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+from kombu.common import maybe_declare
+
+from broker_hub import topology
+from broker_hub.errors import Unavailable
+from broker_hub.messages import Message, to_body
+
+if TYPE_CHECKING:
+    from broker_hub.bus import Messaging
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 512  # messages written before their confirms are read
+BACKOFF = (0.0, 0.1, 0.5)  # a broken batch is re-sent on a fresh connection, at most this often
+
+
+class _Pending:
+    __slots__ = ("body", "done", "error", "target")
+
+    def __init__(self, body: str, target: str):
+        self.body = body
+        self.target = target
+        self.done = threading.Event()
+        self.error: str | None = None
+
+
+class BatchPublisher:
+    """Thread-safe ``publish(message, target)`` that returns once the broker confirmed it."""
+
+    def __init__(self, messaging: Messaging, *, confirm_timeout: float = 5.0):
+        self.messaging = messaging
+        self.namespace = messaging.namespace
+        self.confirm_timeout = confirm_timeout
+        self._exchange = topology.exchange(self.namespace).name
+        self._waiting: deque[_Pending] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._connection = None
+        self._channel = None
+        self._declared: set[str] = set()
+        self._tag = 0  # delivery tag of the last message written on this channel
+        self._unconfirmed: set[int] = set()  # tags written, waiting for their ack or nack
+        self._nacked: set[int] = set()
+
+    def publish(self, message: Message, target: str) -> None:
+        """Publish persistently to a target's queue; raise Unavailable if not confirmed."""
+        item = _Pending(to_body(message), target)
+        with self._cond:
+            if self._stopped:
+                raise Unavailable("message broker unavailable: publisher stopped")
+            if self._thread is None:  # started on first use: after any fork of the web server
+                self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+                self._thread.start()
+            self._waiting.append(item)
+            self._cond.notify()
+        # Every resend is bounded by confirm_timeout; the margin covers connects and backoff.
+        if not item.done.wait(self.confirm_timeout * len(BACKOFF) + 10):
+            raise Unavailable("message broker unavailable: no confirm in time")
+        if item.error is not None:
+            raise Unavailable(f"message broker unavailable: {item.error}")
+
+    def close(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+            pending = list(self._waiting)
+            self._waiting.clear()
+        for item in pending:
+            item.error = "publisher stopped"
+            item.done.set()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting and not self._stopped:
+                    self._cond.wait()
+                if self._stopped:
+                    break
+                batch = [self._waiting.popleft() for _ in range(min(MAX_BATCH, len(self._waiting)))]
+            self._publish(batch)
+        self._disconnect()
+
+    def _publish(self, batch: list[_Pending]) -> None:
+        error = "unknown"
+        for pause in BACKOFF:
+            time.sleep(pause)
+            try:
+                outcomes = self._send_and_confirm(batch)
+            except Exception as exc:  # noqa: BLE001 - any failure: reconnect, resend the batch
+                error = exc.__class__.__name__
+                logger.warning("publishing %d message(s) failed: %s", len(batch), error)
+                self._disconnect()
+                continue
+            for item, ok in zip(batch, outcomes, strict=True):
+                item.error = None if ok else "the broker refused the message"
+                item.done.set()
+            return
+        for item in batch:
+            item.error = error
+            item.done.set()
+
+    def _send_and_confirm(self, batch: list[_Pending]) -> list[bool]:
+        """Write the whole batch, then read confirms until each message has one."""
+        channel = self._ensure_channel()
+        first = self._tag + 1
+        for item in batch:
+            if item.target not in self._declared:  # once per connection, off the hot path
+                maybe_declare(topology.queue(self.namespace, item.target), channel)
+                self._declared.add(item.target)
+            message = channel.prepare_message(
+                item.body, 0, "application/json", "utf-8", {}, {"delivery_mode": 2}
+            )
+            self._tag += 1
+            self._unconfirmed.add(self._tag)  # before the write: a confirm may be read during it
+            channel.basic_publish(message, exchange=self._exchange, routing_key=item.target)
+        last = self._tag
+        deadline = time.monotonic() + self.confirm_timeout
+        while self._unconfirmed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no publisher confirm in time")
+            self._connection.drain_events(timeout=left)
+        outcomes = [tag not in self._nacked for tag in range(first, last + 1)]
+        self._nacked.clear()
+        return outcomes
+
+    def _on_confirm(self, ok: bool, tag: int, multiple: bool) -> None:
+        """Record a broker ack or nack: of one message, or (``multiple``) of all up to ``tag``."""
+        settled = {t for t in self._unconfirmed if t <= tag} if multiple else {tag}
+        self._unconfirmed -= settled
+        if not ok:
+            self._nacked |= settled
+
+    def _ensure_channel(self):
+        if self._channel is None:
+            self._connection = self.messaging.connection(confirms=False)
+            self._connection.connect()
+            channel = self._connection.channel()
+            channel.confirm_select()
+            channel.events["basic_ack"].add(
+                lambda tag, multiple: self._on_confirm(True, tag, multiple)
+            )
+            channel.events["basic_nack"].add(
+                lambda tag, multiple: self._on_confirm(False, tag, multiple)
+            )
+            self._channel = channel
+            self._tag = 0
+            self._unconfirmed.clear()
+            self._nacked.clear()
+            self._declared.clear()
+        return self._channel
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail again
+                self._connection.close()
+        self._connection = self._channel = None
