@@ -18,7 +18,7 @@ def size_figures(result: dict[str, Any]) -> dict[str, Any]:
     pubs = [p for p in result["publishes"] if "first_ms" in p]
     fig = {"subscriptions_per_s": result["subscribe"]["per_second"]}
     for key in ("first_ms", "median_ms", "p99_ms", "last_ms", "deliveries_per_s",
-                "end_to_end_per_s", "cpu_us_per_delivery"):
+                "end_to_end_per_s", "cpu_us_per_delivery", "machine_busy_pct"):
         fig[key] = _median([p.get(key) for p in pubs])
     fig["lost"] = result["lost"]
     fig["duplicates"] = result["duplicates"]
@@ -67,6 +67,7 @@ FIGURES = [
     ("deliveries_per_s", "deliveries/s (first..last)", "higher"),
     ("end_to_end_per_s", "deliveries/s (ping..last)", "higher"),
     ("cpu_us_per_delivery", "deliverer/worker CPU us per delivery", "lower"),
+    ("machine_busy_pct", "machine CPU busy, ping..last (% of all cores)", "lower"),
     ("lost", "lost (max over runs)", "lower"),
     ("duplicates", "duplicates (max over runs)", "lower"),
     ("bad_signatures", "bad signatures", "lower"),
@@ -108,6 +109,8 @@ def print_table(summary: dict[str, Any]) -> None:
         n = next(iter(two))
         rows.append(("2 deliverers / 1 deliverer, deliveries/s", f"{int(n):,}",
                      f"{summary['two_deliverers_ratio']:.2f}x", "-", "-"))
+        rows.append(("machine CPU busy with 2 deliverers (%)", f"{int(n):,}",
+                     _fmt(two[n].get("machine_busy_pct")), "-", "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for i, r in enumerate(rows):
         print("  ".join(c.ljust(widths[j]) if j == 0 else c.rjust(widths[j])

@@ -68,6 +68,24 @@ def _cpu(hub: Hub, servers: Servers) -> dict[str, float]:
     return cpu
 
 
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine so far, from /proc/stat (0, 0 elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+def busy_pct(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """Share of all cores' time spent busy between two machine_jiffies() readings."""
+    total = after[1] - before[1]
+    return round(100.0 * (after[0] - before[0]) / total, 1) if total > 0 else None
+
+
 def _cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     return {k: round(after[k] - before.get(k, 0.0), 3) for k in after}
 
@@ -159,6 +177,7 @@ async def run_size(session: aiohttp.ClientSession, hub: Hub, servers: Servers, t
             seq = (await resp.json())["seq"]
         await asyncio.sleep(0.2)  # quiet the system between publishes
         cpu0 = _cpu(hub, servers)
+        machine0 = machine_jiffies()
         t0 = time.time()
         async with session.post(hub.hub_url, data={"hub.mode": "publish",
                                                    hub.ping_param: topic}) as resp:
@@ -173,6 +192,7 @@ async def run_size(session: aiohttp.ClientSession, hub: Hub, servers: Servers, t
             return got >= n, got
 
         ok = await _wait(delivered, 60 + n / 50, stall=20, interval=0.01)
+        machine_busy = busy_pct(machine0, machine_jiffies())  # all cores, ping to the last one
         if not ok:
             hub.check_alive()
         async with session.get(f"{servers.sub}/_times/{topic_id}/{seq}") as resp:
@@ -180,7 +200,8 @@ async def run_size(session: aiohttp.ClientSession, hub: Hub, servers: Servers, t
         cpu = _cpu_delta(cpu0, _cpu(hub, servers))
         one: dict[str, Any] = {"seq": seq, "ping_status": ping_status,
                                "ping_ms": round(ping_ms, 2), "complete": ok,
-                               "received": len(times), "cpu_seconds": cpu}
+                               "received": len(times), "cpu_seconds": cpu,
+                               "machine_busy_pct": machine_busy}
         for role in ("deliverer", "worker"):
             if role in cpu and times:
                 one["cpu_us_per_delivery"] = round(cpu[role] / len(times) * 1e6, 1)
