@@ -24,7 +24,7 @@ import aiohttp
 from bench import procs, toolenv
 from bench.hubs import BrokerHub, Context, FlaskWebSub, Hub
 from bench.report import aggregate, print_table, size_figures
-from bench.scenario import Servers, ping_rate, run_size
+from bench.scenario import Servers, busy_pct, machine_jiffies, ping_rate, run_size
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -81,9 +81,24 @@ def _hub_tunables(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
+async def _quiet(log, busy_below: float = 10.0, longest: float = 20.0) -> float | None:
+    """Wait until the machine is quiet (the last hub's processes gone, the broker idle):
+    under ``busy_below`` % of all cores over half a second, or ``longest`` seconds at most."""
+    deadline = time.monotonic() + longest
+    while True:
+        before = machine_jiffies()
+        await asyncio.sleep(0.5)
+        busy = busy_pct(before, machine_jiffies())
+        if busy is None or busy < busy_below or time.monotonic() > deadline:
+            if busy is not None and busy >= busy_below:
+                log(f"  note: the machine is still {busy:.0f}% busy before the next hub")
+            return busy
+
+
 async def _run_hub(hub: Hub, servers: Servers, sizes: list[int], args, run: int,
                    do_ping: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {"sizes": {}}
+    out["quiet_before_pct"] = await _quiet(log)
     hub.start()
     log(f"  {hub.label} ({getattr(hub, 'name', '')}) up at {hub.hub_url}")
     connector = aiohttp.TCPConnector(limit=args.client_concurrency + 8)
