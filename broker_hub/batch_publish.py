@@ -153,7 +153,7 @@ class BatchPublisher:
     def _ensure_channel(self):
         if self._channel is None:
             self._connection = self.messaging.connection(confirms=False)
-            self._connection.connect()
+            self._connection.ensure_connection(max_retries=0)  # one try: fail fast, 503
             channel = self._connection.channel()
             channel.confirm_select()
             channel.events["basic_ack"].add(

@@ -243,6 +243,6 @@ def test_shared_publisher_to_closed_port_raises_unavailable() -> None:
     try:
         with pytest.raises(Unavailable):
             m.shared_publisher().publish(FetchTopic(topic="t", seq=1, pinged_at=1.0), "fetch")
-        assert time.monotonic() - started < 15
+        assert time.monotonic() - started < 3  # a quick 503, not a long wait
     finally:
         m.close()
