@@ -29,6 +29,7 @@ from workers.consumer import park
 logger = logging.getLogger(__name__)
 
 STALE_QUEUED_SECONDS = 120.0  # a queued fetch not started by then is queued again
+BUSY_RECHECK_SECONDS = 0.25  # a fetch of a topic another fetcher is fetching waits this long
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class Fetcher:
         self.http = http or netguard.guarded_session(allow_private=settings.allow_private_addresses)
         self.http.max_redirects = settings.fetch_max_redirects
         self.pacer = Pacer(settings.fetch_rate_per_host)
+        # a fetch lasts at most: connect and head (http_timeout), body (3 x http_timeout)
+        self.fetch_lease = settings.http_timeout * 4 + 5
         self.clock = clock
 
     def on_message(self, message: Message, raw: KombuMessage) -> None:
@@ -68,7 +71,7 @@ class Fetcher:
             self._park(message, raw, "the fetch queue got a message of another type")
             return
         try:
-            self.handle(message)
+            self.handle(message, redelivered=bool(raw.delivery_info.get("redelivered")))
         except TransientError as exc:
             self._retry(message, str(exc))
         except Unavailable:
@@ -76,17 +79,42 @@ class Fetcher:
             return
         raw.ack()
 
-    def handle(self, msg: FetchTopic) -> None:
-        state = self.storage.topic_state(msg.topic)
-        if state is not None and state.fetched_seq >= msg.seq:
-            self.metrics.fetches.labels("coalesced").inc()
+    def handle(self, msg: FetchTopic, *, redelivered: bool = False) -> None:
+        if self._covered(msg, self.storage.topic_state(msg.topic)):
             return
         wait = self.pacer.delay(host_key(msg.topic), to_body(msg))
         if wait > 0:  # HUB_FETCH_RATE_PER_HOST: come back later, never dropped
             self.messaging.bus().publish_delayed(msg, topology.FETCH, wait)
             self.metrics.fetches.labels("deferred").inc()
             return
-        claim = self.storage.claim_fetch(msg.topic) or msg.seq
+        # One fetch of a topic at a time: two fetchers diffing the same change against the
+        # same state would both notify it. A redelivered message takes the lease over: the
+        # fetcher that held it most likely died (at worst, a duplicate notification).
+        lease = self.storage.claim_fetch(
+            msg.topic, self.clock(), self.fetch_lease, force=redelivered
+        )
+        if lease.busy:
+            self.messaging.bus().publish_delayed(msg, topology.FETCH, BUSY_RECHECK_SECONDS)
+            self.metrics.fetches.labels("deferred").inc()
+            return
+        try:
+            # read under the lease: the state the last fetch left, which may cover this ping
+            state = self.storage.topic_state(msg.topic)
+            if not self._covered(msg, state):
+                self._fetch(msg, lease.seq or msg.seq, state)
+        finally:
+            if lease.until:
+                self.storage.release_fetch(msg.topic, lease.until)
+
+    def _covered(self, msg: FetchTopic, state: TopicState | None) -> bool:
+        """True when a fetch that started after this ping has been recorded already."""
+        if state is not None and state.fetched_seq >= msg.seq:
+            self.metrics.fetches.labels("coalesced").inc()
+            return True
+        return False
+
+    def _fetch(self, msg: FetchTopic, claim: int, state: TopicState | None) -> None:
+        """Fetch, diff against ``state``, record the outcome (under the fetch lease)."""
         started = time.perf_counter()
         try:
             fetched = self._get(msg.topic, state)

@@ -8,11 +8,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from broker_hub.storage.backends import Backend, backend_for
-from broker_hub.storage.records import Notification, PingRecord, Subscription, TopicState
-from broker_hub.storage.schema import statements
+from broker_hub.storage.records import (
+    FetchClaim,
+    Notification,
+    PingRecord,
+    Subscription,
+    TopicState,
+)
+from broker_hub.storage.schema import ADDED_COLUMNS, COLUMNS_QUERY, add_column, statements
 from broker_hub.urls import host_label
 
-__all__ = ["Notification", "PingRecord", "Storage", "Subscription", "TopicState"]
+__all__ = ["FetchClaim", "Notification", "PingRecord", "Storage", "Subscription", "TopicState"]
 
 _SUB_COLUMNS = (
     "id, topic, callback, secret, lease_seconds, expires_at, delivered_upto, callback_host"
@@ -33,9 +39,16 @@ class Storage:
         return cls(backend_for(url))
 
     def create_schema(self) -> None:
+        """Create what is missing: tables, indexes, and columns added since a table's first
+        release (so a database made by an older version keeps working)."""
+        dialect = self.backend.dialect
         with self.backend.transaction():
-            for statement in statements(self.backend.dialect):
+            for statement in statements(dialect):
                 self.backend.execute(statement)
+            for table, column, definition in ADDED_COLUMNS:
+                present = self.backend.execute(COLUMNS_QUERY[dialect], (table,)).fetchall()
+                if column not in {row[0] for row in present}:
+                    self.backend.execute(add_column(dialect, table, column, definition))
 
     def ping(self) -> None:
         """Raise when the database does not answer."""
@@ -72,13 +85,34 @@ class Storage:
             (topic, seq),
         )
 
-    def claim_fetch(self, topic: str) -> int | None:
-        """A fetch starts: it covers every ping counted so far. Returns that sequence number."""
+    def claim_fetch(
+        self, topic: str, now: float, lease: float, *, force: bool = False
+    ) -> FetchClaim:
+        """A fetch starts: it covers every ping counted so far, and holds the topic's fetch
+        lease for ``lease`` seconds, so that no other fetcher diffs the same change at the
+        same time (which would notify it twice). Busy while another fetcher holds the lease,
+        unless ``force`` (a redelivered message: its fetcher most likely died holding it)."""
+        until = now + lease
         row = self.backend.execute(
-            "UPDATE topics SET claimed_seq = ping_seq WHERE url = ? RETURNING claimed_seq",
-            (topic,),
+            "UPDATE topics SET claimed_seq = ping_seq, fetch_until = ? "
+            "WHERE url = ? AND (fetch_until <= ? OR ?) RETURNING claimed_seq",
+            (until, topic, now, force),
         ).fetchone()
-        return int(row[0]) if row else None
+        if row is not None:
+            return FetchClaim(int(row[0]), until)
+        held = self.backend.execute(
+            "SELECT fetch_until FROM topics WHERE url = ?", (topic,)
+        ).fetchone()
+        if held is None:
+            return FetchClaim(None, 0.0)
+        return FetchClaim(None, float(held[0]), busy=True)
+
+    def release_fetch(self, topic: str, until: float) -> None:
+        """The fetch that took the lease ending at ``until`` is over (a lease that expired and
+        went to another fetcher stays theirs)."""
+        self.backend.execute(
+            "UPDATE topics SET fetch_until = 0 WHERE url = ? AND fetch_until = ?", (topic, until)
+        )
 
     def stale_queued(self, queued_before: float) -> list[tuple[str, int, float]]:
         """(topic, seq, queued_at) of fetches queued long ago and still not claimed: a web

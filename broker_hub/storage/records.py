@@ -23,6 +23,14 @@ class PingRecord(NamedTuple):
     queue: bool  # True: publish a fetch message; False: a queued, unclaimed one covers it
 
 
+class FetchClaim(NamedTuple):
+    """What :meth:`Storage.claim_fetch` decided."""
+
+    seq: int | None  # the pings this fetch covers (None: the topic has no row)
+    until: float  # the fetch lease this fetcher holds until then (0.0: none)
+    busy: bool = False  # another fetcher holds the lease, until ``until``: fetch later
+
+
 @dataclass(frozen=True)
 class TopicState:
     url: str

@@ -9,6 +9,7 @@ TABLES = [
         fetched_seq BIGINT NOT NULL DEFAULT 0,
         queued_seq BIGINT NOT NULL DEFAULT 0,
         claimed_seq BIGINT NOT NULL DEFAULT 0,
+        fetch_until {real} NOT NULL DEFAULT 0,
         queued_at {real},
         etag TEXT,
         last_modified TEXT,
@@ -43,6 +44,19 @@ TABLES = [
     "CREATE INDEX IF NOT EXISTS notifications_created ON notifications (created_at)",
 ]
 
+# Columns added after a table was first released: create_schema adds those an older
+# database lacks (table, column, definition).
+ADDED_COLUMNS = [
+    ("topics", "fetch_until", "{real} NOT NULL DEFAULT 0"),
+]
+
+# The names of a table's columns (one parameter: the table).
+COLUMNS_QUERY = {
+    "sqlite": "SELECT name FROM pragma_table_info(?)",
+    "postgresql": "SELECT column_name FROM information_schema.columns "
+    "WHERE table_schema = current_schema() AND table_name = ?",
+}
+
 DIALECTS = {
     "sqlite": {"pk": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB", "real": "REAL"},
     "postgresql": {"pk": "BIGSERIAL PRIMARY KEY", "blob": "BYTEA", "real": "DOUBLE PRECISION"},
@@ -51,3 +65,10 @@ DIALECTS = {
 
 def statements(dialect: str) -> list[str]:
     return [table.format(**DIALECTS[dialect]) for table in TABLES]
+
+
+def add_column(dialect: str, table: str, column: str, definition: str) -> str:
+    if_missing = "IF NOT EXISTS " if dialect == "postgresql" else ""
+    return f"ALTER TABLE {table} ADD COLUMN {if_missing}{column} " + definition.format(
+        **DIALECTS[dialect]
+    )

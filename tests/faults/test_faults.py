@@ -293,3 +293,46 @@ def rabbit_ctl(command: str) -> None:
         subprocess.run(
             ["rabbitmqctl", "await_startup"], check=True, capture_output=True, timeout=60
         )
+
+
+def test_two_fetchers_notify_a_change_once(hub, publisher, subscriber):
+    """Two fetchers, and a second ping while the first fetch waits on a slow publisher: the
+    second fetch waits for the first (the topic's fetch lease), then finds nothing new. Without
+    the lease both would diff against the same old state and notify the new entry twice."""
+    from tests.integration.test_websub_hub import atom
+
+    tag = uuid.uuid4().hex[:8]
+    path = f"/k5-{tag}"
+    count = 20
+    topic = publisher.set_topic(path, atom((f"urn:{tag}:a", "release a")))
+    subscribe_many(hub, topic, subscriber.url(path), count)
+    hub.publish(topic)  # the first fetch of the topic: the whole feed
+    poll(lambda: received(subscriber, path), lambda c: len(c) == count, timeout=30,
+         message="the first notification")  # fmt: skip
+    fetchers = [hub.processes["fetcher"], hub.start("fetcher")]
+    publisher.set_topic(
+        path, atom((f"urn:{tag}:b", "release b"), (f"urn:{tag}:a", "release a")), delay=1.5
+    )
+    hub.publish(topic)
+    time.sleep(0.5)  # the first fetch has claimed the topic and waits for the publisher
+    hub.publish(topic)  # counted after that claim: a fetch message of its own, for the other
+
+    def with_b() -> Counter:
+        return Counter(
+            r["query"]
+            for r in subscriber.requests(path, method="POST")
+            if b"release b" in subscriber.body(r)
+        )
+
+    poll(with_b, lambda c: len(c) == count, timeout=30, message="release b everywhere")
+    quiet_period(2.0)  # the deferred fetch runs after the first, and must find nothing new
+    counts = with_b()
+    lost, duplicates = report("two fetchers", counts, count)
+    assert lost == 0 and duplicates == 0
+    deferred = 0
+    for proc in fetchers:
+        page = requests.get(f"http://127.0.0.1:{proc.env['HUB_METRICS_PORT']}/metrics", timeout=10)
+        for line in page.text.splitlines():
+            if line.startswith('broker_hub_fetches_total{outcome="deferred"}'):
+                deferred += float(line.split()[-1])
+    assert deferred >= 1, "the second fetch never met the first one's lease"

@@ -339,7 +339,7 @@ def test_concurrent_record_ping_counts_exactly(storage: Storage) -> None:
 def test_pings_queue_one_fetch_until_a_fetcher_claims_it(storage: Storage) -> None:
     first, second, third = (storage.record_ping(T, now=10.0) for _ in range(3))
     assert (first.queue, second.queue, third.queue) == (True, False, False)
-    assert storage.claim_fetch(T) == 3  # the fetch that starts now covers pings 1..3
+    assert storage.claim_fetch(T, 10.5, 30).seq == 3  # the fetch starting now covers 1..3
     fourth = storage.record_ping(T, now=11.0)
     assert fourth == (4, True)  # arrived after the claim: needs a fetch of its own
     assert not storage.record_ping(T, now=11.5).queue
@@ -354,8 +354,62 @@ def test_unqueue_lets_the_next_ping_queue_again(storage: Storage) -> None:
 def test_stale_queued_finds_fetches_never_started(storage: Storage) -> None:
     storage.record_ping(T, now=100.0)
     storage.record_ping(T2, now=100.0)
-    storage.claim_fetch(T2)
+    storage.claim_fetch(T2, 100.0, 30)
     assert storage.stale_queued(queued_before=200.0) == [(T, 1, 100.0)]
     assert storage.stale_queued(queued_before=50.0) == []
     storage.touch_queued(T, 300.0)
     assert storage.stale_queued(queued_before=200.0) == []
+
+
+# --- the fetch lease -------------------------------------------------------------------------
+
+
+def test_one_fetch_of_a_topic_at_a_time(storage: Storage) -> None:
+    storage.record_ping(T, now=10.0)
+    first = storage.claim_fetch(T, 10.0, 30)
+    assert first.seq == 1 and first.until == 40.0 and not first.busy
+    storage.record_ping(T, now=11.0)
+    second = storage.claim_fetch(T, 11.0, 30)
+    assert second.busy and second.until == 40.0 and second.seq is None
+    assert storage.claim_fetch(T2, 11.0, 30) == (None, 0.0, False)  # a topic with no row
+    storage.release_fetch(T, first.until)
+    third = storage.claim_fetch(T, 12.0, 30)
+    assert not third.busy and third.seq == 2
+
+
+def test_an_expired_or_forced_lease_goes_to_the_next_fetcher(storage: Storage) -> None:
+    storage.record_ping(T, now=10.0)
+    first = storage.claim_fetch(T, 10.0, 30)
+    assert storage.claim_fetch(T, 39.0, 30).busy
+    late = storage.claim_fetch(T, 41.0, 30)  # the first fetcher overran its lease
+    assert not late.busy and late.until == 71.0
+    storage.release_fetch(T, first.until)  # the overrunning fetcher ends: the lease stays
+    assert storage.claim_fetch(T, 42.0, 30).busy
+    forced = storage.claim_fetch(T, 43.0, 30, force=True)  # a redelivered message
+    assert not forced.busy and forced.until == 73.0
+
+
+def test_create_schema_adds_columns_an_older_database_lacks(database_url: str) -> None:
+    """A database made before topics.fetch_until existed gets the column, keeping its rows."""
+    from broker_hub.storage.schema import DIALECTS
+
+    old = Storage.from_url(database_url)
+    try:
+        real = DIALECTS[old.backend.dialect]["real"]
+        with old.backend.transaction():
+            old.backend.execute("DROP TABLE IF EXISTS topics")
+            old.backend.execute(
+                "CREATE TABLE topics (url TEXT PRIMARY KEY, ping_seq BIGINT NOT NULL DEFAULT 0, "
+                "fetched_seq BIGINT NOT NULL DEFAULT 0, queued_seq BIGINT NOT NULL DEFAULT 0, "
+                f"claimed_seq BIGINT NOT NULL DEFAULT 0, queued_at {real}, etag TEXT, "
+                "last_modified TEXT, content_hash TEXT, content_type TEXT, entries TEXT, "
+                f"fetched_at {real})"
+            )
+            old.backend.execute("INSERT INTO topics (url, ping_seq) VALUES (?, 7)", (T,))
+        old.create_schema()
+        old.create_schema()  # idempotent
+        assert old.topic_state(T).ping_seq == 7
+        assert not old.claim_fetch(T, 10.0, 30).busy
+        assert old.claim_fetch(T, 11.0, 30).busy
+    finally:
+        old.close()
