@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.security.helpers import Hub, quiet
+from tests.support.hostile_xml import billion_laughs
 from tests.support.processes import wait_for
 
 TEXT = "text/plain"
@@ -20,20 +21,10 @@ FEED = (
     '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><id>urn:t</id>'
     "<title>t</title><entry><id>urn:e1</id><title>{title}</title></entry></feed>"
 )
-BILLION_LAUGHS = """<?xml version="1.0"?>
-<!DOCTYPE lolz [
- <!ENTITY lol "lol">
- <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
- <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
- <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
- <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
- <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
- <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
- <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
- <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
-]>
-<feed xmlns="http://www.w3.org/2005/Atom"><id>urn:t</id>
-<entry><id>urn:e</id><title>&lol9;</title></entry></feed>"""
+BILLION_LAUGHS = billion_laughs(
+    '<feed xmlns="http://www.w3.org/2005/Atom"><id>urn:t</id>\n'
+    "<entry><id>urn:e</id><title>&lol9;</title></entry></feed>"
+)
 XXE = """<?xml version="1.0"?>
 <!DOCTYPE feed [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
 <feed xmlns="http://www.w3.org/2005/Atom"><id>urn:t</id>

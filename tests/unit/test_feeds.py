@@ -9,6 +9,7 @@ import feedparser
 import pytest
 
 from broker_hub.feeds import FeedDiff, HostileXML, diff_feed, feed_kind
+from tests.support.hostile_xml import billion_laughs
 
 ATOM = "application/atom+xml"
 RSS = "application/rss+xml"
@@ -203,20 +204,9 @@ def test_iso_8859_1_feed() -> None:
     assert [e.title for e in out.entries] == ["na\u00efve \u00bd"]
 
 
-BILLION_LAUGHS = b"""<?xml version="1.0"?>
-<!DOCTYPE lolz [
- <!ENTITY lol "lol">
- <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
- <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
- <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
- <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
- <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
- <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
- <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
- <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
-]>
-<rss version="2.0"><channel><title>&lol9;</title></channel></rss>
-"""
+BILLION_LAUGHS = billion_laughs(
+    '<rss version="2.0"><channel><title>&lol9;</title></channel></rss>\n'
+).encode()
 
 
 @pytest.mark.parametrize(
