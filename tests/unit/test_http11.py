@@ -173,8 +173,14 @@ def answering(make: Callable[[Req], bytes | None]) -> Handler:
     return handler
 
 
-def client(*, allow_private: bool = True) -> http11.Client:
-    return http11.Client(allow_private=allow_private, connect_timeout=2.0)
+@contextmanager
+def client(*, allow_private: bool = True) -> Iterator[http11.Client]:
+    """A client whose pooled connections are closed when the block ends."""
+    c = http11.Client(allow_private=allow_private, connect_timeout=2.0)
+    try:
+        yield c
+    finally:
+        c.close()
 
 
 async def settle() -> None:
@@ -189,12 +195,9 @@ async def settle() -> None:
 async def test_content_length_body_limited_and_connection_reused() -> None:
     body = b"abcdefghijklmnopqrstuvwxyz"
     async with RawServer(answering(lambda req: http_response(200, body))) as server:
-        c = client()
-        try:
+        with client() as c:
             first = await c.request("GET", server.url("/one"), {}, None, 10)
             second = await c.request("GET", server.url("/two"), {}, None, 100)
-        finally:
-            c.close()
     assert first.status == 200
     assert first.body == b"abcdefghij"
     assert first.headers["content-length"] == "26"
@@ -211,11 +214,8 @@ async def test_content_length_body_limited_and_connection_reused() -> None:
 async def test_repeated_headers_joined_and_names_lower_cased() -> None:
     raw = http_response(200, b"x", ("X-Multi: a", "x-multi: b", "Content-Type:  text/plain  "))
     async with RawServer(answering(lambda req: raw)) as server:
-        c = client()
-        try:
+        with client() as c:
             response = await c.request("GET", server.url(), {}, None, 10)
-        finally:
-            c.close()
     assert response.headers["x-multi"] == "a, b"
     assert response.headers["content-type"] == "text/plain"
 
@@ -224,13 +224,10 @@ async def test_repeated_headers_joined_and_names_lower_cased() -> None:
 async def test_http10_keep_alive_with_content_length_is_reused() -> None:
     raw = http_response(200, b"ok", ("Connection: keep-alive",), version="HTTP/1.0")
     async with RawServer(answering(lambda req: raw)) as server:
-        c = client()
-        try:
+        with client() as c:
             for _ in range(2):
                 response = await c.request("GET", server.url(), {}, None, 10)
                 assert (response.status, response.body) == (200, b"ok")
-        finally:
-            c.close()
     assert server.connections == 1
 
 
@@ -269,12 +266,9 @@ def _chunked_writer(fragment: int | None) -> Handler:
 @async_test
 async def test_chunked_with_extensions_and_trailers(fragment: int | None) -> None:
     async with RawServer(_chunked_writer(fragment)) as server:
-        c = client()
-        try:
+        with client() as c:
             first = await c.request("GET", server.url(), {}, None, 1000)
             second = await c.request("GET", server.url(), {}, None, 1000)
-        finally:
-            c.close()
     for response in (first, second):
         assert response.status == 200
         assert response.body == b"hello world, chunked!"
@@ -289,12 +283,9 @@ async def test_chunked_with_extensions_and_trailers(fragment: int | None) -> Non
 @async_test
 async def test_chunked_body_limit_across_chunks(limit: int, expected: bytes) -> None:
     async with RawServer(_chunked_writer(None)) as server:
-        c = client()
-        try:
+        with client() as c:
             first = await c.request("GET", server.url(), {}, None, limit)
             second = await c.request("GET", server.url(), {}, None, 1000)
-        finally:
-            c.close()
     assert first.body == expected
     assert second.body == b"hello world, chunked!"
     assert server.connections == 1
@@ -308,13 +299,10 @@ async def test_connection_close_response_is_not_reused() -> None:
     # The server itself keeps the connection open: only the client's decision can open a second.
     raw = http_response(200, b"bye", ("Connection: close",))
     async with RawServer(answering(lambda req: raw)) as server:
-        c = client()
-        try:
+        with client() as c:
             for _ in range(2):
                 response = await c.request("GET", server.url(), {}, None, 10)
                 assert (response.status, response.body) == (200, b"bye")
-        finally:
-            c.close()
     assert server.connections == 2
     assert [(r.conn, r.seq) for r in server.requests] == [(1, 1), (2, 1)]
 
@@ -336,12 +324,9 @@ async def test_http10_response_without_length_read_to_eof(limit: int, expected: 
         writer.close()  # the end of the body
 
     async with RawServer(handler) as server:
-        c = client()
-        try:
+        with client() as c:
             first = await c.request("GET", server.url(), {}, None, limit)
             second = await c.request("GET", server.url(), {}, None, limit)
-        finally:
-            c.close()
     assert (first.status, first.body) == (200, expected)
     assert (second.status, second.body) == (200, expected)
     assert server.connections == 2
@@ -362,12 +347,9 @@ async def test_no_body_statuses(raw: bytes) -> None:
     status = int(raw[9:12])
     answers = [raw, http_response(200, b"next")]
     async with RawServer(answering(lambda req: answers[req.seq - 1])) as server:
-        c = client()
-        try:
+        with client() as c:
             first = await c.request("GET", server.url(), {}, None, 100)
             second = await c.request("GET", server.url(), {}, None, 100)
-        finally:
-            c.close()
     assert (first.status, first.body) == (status, b"")
     assert (second.status, second.body) == (200, b"next")
     assert server.connections == 1
@@ -389,12 +371,9 @@ async def test_interim_responses_then_final() -> None:
             await writer.drain()
 
     async with RawServer(handler) as server:
-        c = client()
-        try:
+        with client() as c:
             response = await c.request("POST", server.url("/cb"), {}, b"payload", 100)
             again = await c.request("POST", server.url("/cb"), {}, b"second", 100)
-        finally:
-            c.close()
     assert (response.status, response.body) == (200, b"done")
     assert response.headers["x-final"] == "yes"
     assert "link" not in response.headers  # the interim response's headers are not the final's
@@ -418,13 +397,10 @@ async def test_server_closing_idle_connection_then_post_is_delivered_once() -> N
         await asyncio.sleep(0.03)  # the server's keep-alive timeout: closes the idle connection
 
     async with RawServer(handler) as server:
-        c = client()
-        try:
+        with client() as c:
             first = await c.request("GET", server.url("/feed"), {}, None, 10)
             await asyncio.sleep(0.2)
             response = await c.request("POST", server.url("/cb"), {}, b"event", 10)
-        finally:
-            c.close()
     assert first.status == 200
     assert (response.status, response.body) == (200, b"ok")
     posts = [r for r in server.requests if r.method == "POST"]
@@ -442,12 +418,9 @@ async def test_reused_connection_closed_before_response_is_retried_once() -> Non
         return http_response(200, b"ok")
 
     async with RawServer(answering(make)) as server:
-        c = client()
-        try:
+        with client() as c:
             first = await c.request("GET", server.url("/feed"), {}, None, 10)
             response = await c.request("POST", server.url("/cb"), {}, b"event", 10)
-        finally:
-            c.close()
     assert first.status == 200
     assert (response.status, response.body) == (200, b"ok")
     assert [(r.method, r.conn, r.seq) for r in server.answered] == [("GET", 1, 1), ("POST", 2, 1)]
@@ -462,8 +435,7 @@ async def test_stale_retry_goes_to_a_new_connection_not_another_pooled_one() -> 
         return http_response(200, b"ok") if req.seq == 1 else None
 
     async with RawServer(answering(make)) as server:
-        c = client()
-        try:
+        with client() as c:
             warm = await asyncio.gather(
                 c.request("GET", server.url("/a"), {}, None, 10),
                 c.request("GET", server.url("/b"), {}, None, 10),
@@ -471,8 +443,6 @@ async def test_stale_retry_goes_to_a_new_connection_not_another_pooled_one() -> 
             assert [r.status for r in warm] == [200, 200]
             assert server.connections == 2
             response = await c.request("POST", server.url("/cb"), {}, b"event", 10)
-        finally:
-            c.close()
     assert (response.status, response.body) == (200, b"ok")
     assert [r.conn for r in server.answered if r.method == "POST"] == [3]
 
@@ -485,12 +455,8 @@ async def test_fresh_connection_closed_immediately_is_an_error_without_retry() -
         writer.close()
 
     async with RawServer(handler) as server:
-        c = client()
-        try:
-            with pytest.raises(http11.HTTPError):
-                await c.request("POST", server.url("/cb"), {}, b"event", 10)
-        finally:
-            c.close()
+        with client() as c, pytest.raises(http11.HTTPError):
+            await c.request("POST", server.url("/cb"), {}, b"event", 10)
         await settle()
     assert server.connections == 1  # no retry on a connection that was never reused
 
@@ -506,12 +472,8 @@ async def test_body_cut_short_is_an_error() -> None:
         writer.close()
 
     async with RawServer(handler) as server:
-        c = client()
-        try:
-            with pytest.raises(http11.HTTPError):
-                await c.request("GET", server.url(), {}, None, 1000)
-        finally:
-            c.close()
+        with client() as c, pytest.raises(http11.HTTPError):
+            await c.request("GET", server.url(), {}, None, 1000)
 
 
 # --- protocol errors ----------------------------------------------------------------------------
@@ -541,12 +503,8 @@ async def test_garbage_response_is_http_error(raw: bytes) -> None:
         await asyncio.sleep(10)  # keep the connection open: the parser must reject the bytes
 
     async with RawServer(handler) as server:
-        c = client()
-        try:
-            with pytest.raises(http11.HTTPError):
-                await c.request("GET", server.url(), {}, None, 100)
-        finally:
-            c.close()
+        with client() as c, pytest.raises(http11.HTTPError):
+            await c.request("GET", server.url(), {}, None, 100)
 
 
 @async_test
@@ -560,12 +518,8 @@ async def test_garbage_then_close_is_http_error() -> None:
         writer.close()
 
     async with RawServer(handler) as server:
-        c = client()
-        try:
-            with pytest.raises(http11.HTTPError):
-                await c.request("GET", server.url(), {}, None, 100)
-        finally:
-            c.close()
+        with client() as c, pytest.raises(http11.HTTPError):
+            await c.request("GET", server.url(), {}, None, 100)
 
 
 def _big_head_handler(pieces: list[bytes]) -> Handler:
@@ -604,12 +558,8 @@ BIG_VALUE = b"a" * (70 * 1024)
 @async_test
 async def test_head_over_64k_is_http_error(pieces: list[bytes]) -> None:
     async with RawServer(_big_head_handler(pieces)) as server:
-        c = client()
-        try:
-            with pytest.raises(http11.HTTPError):
-                await c.request("GET", server.url(), {}, None, 100)
-        finally:
-            c.close()
+        with client() as c, pytest.raises(http11.HTTPError):
+            await c.request("GET", server.url(), {}, None, 100)
 
 
 @async_test
@@ -617,11 +567,8 @@ async def test_head_just_under_64k_is_accepted() -> None:
     value = b"b" * (60 * 1024)
     raw = b"HTTP/1.1 200 OK\r\nX-Big: " + value + b"\r\nContent-Length: 2\r\n\r\nok"
     async with RawServer(answering(lambda req: raw)) as server:
-        c = client()
-        try:
+        with client() as c:
             response = await c.request("GET", server.url(), {}, None, 100)
-        finally:
-            c.close()
     assert response.status == 200
     assert response.headers["x-big"] == value.decode()
     assert response.body == b"ok"
@@ -638,12 +585,9 @@ async def test_huge_content_length_returned_and_connection_not_reused(
         return http_response(200, b"small")
 
     async with RawServer(answering(make)) as server:
-        c = client()
-        try:
+        with client() as c:
             huge = await c.request("GET", server.url("/huge"), {}, None, limit)
             small = await c.request("GET", server.url("/small"), {}, None, limit or 10)
-        finally:
-            c.close()
     assert (huge.status, huge.body) == (200, expected)
     assert huge.headers["content-length"] == "5000000"
     assert (small.status, small.body) == (200, b"small")
@@ -660,8 +604,7 @@ def _ok(req: Req) -> bytes:
 @async_test
 async def test_request_line_and_headers_as_sent() -> None:
     async with RawServer(answering(_ok)) as server:
-        c = client()
-        try:
+        with client() as c:
             await c.request(
                 "POST",
                 server.url("/cb?x=a%20b&y=%2F&z=%7e&w=a+b&&v=#fragment"),
@@ -671,8 +614,6 @@ async def test_request_line_and_headers_as_sent() -> None:
             )
             await c.request("GET", server.url(), {}, None, 10)
             await c.request("GET", server.url("?only=query"), {}, None, 10)
-        finally:
-            c.close()
     post, get, query = server.requests
     assert post.raw_head.split(b"\r\n")[0] == (b"POST /cb?x=a%20b&y=%2F&z=%7e&w=a+b&&v= HTTP/1.1")
     assert post.header("host") == f"127.0.0.1:{server.port}".encode()
@@ -689,11 +630,8 @@ async def test_request_line_and_headers_as_sent() -> None:
 @async_test
 async def test_empty_body_sends_content_length_zero() -> None:
     async with RawServer(answering(_ok)) as server:
-        c = client()
-        try:
+        with client() as c:
             response = await c.request("POST", server.url("/cb"), {}, b"", 10)
-        finally:
-            c.close()
     assert response.status == 200
     assert server.requests[0].header("content-length") == b"0"
 
@@ -702,11 +640,8 @@ async def test_empty_body_sends_content_length_zero() -> None:
 async def test_large_body_sent_whole() -> None:
     payload = bytes(range(256)) * 1024  # 256 KiB: written separately from the head
     async with RawServer(answering(_ok)) as server:
-        c = client()
-        try:
+        with client() as c:
             response = await c.request("POST", server.url("/cb"), {}, payload, 10)
-        finally:
-            c.close()
     assert response.status == 200
     assert server.requests[0].body == payload
 
@@ -714,12 +649,9 @@ async def test_large_body_sent_whole() -> None:
 @async_test
 async def test_userinfo_becomes_basic_authorization() -> None:
     async with RawServer(answering(_ok)) as server:
-        c = client()
-        try:
+        with client() as c:
             url = f"http://us%C3%A9r:p%40ss:w@127.0.0.1:{server.port}/cb?x=1"
             await c.request("POST", url, {}, b"x", 10)
-        finally:
-            c.close()
     req = server.requests[0]
     expected = base64.b64encode("us\xe9r:p@ss:w".encode()).decode()
     assert req.header("authorization") == f"Basic {expected}".encode()
@@ -730,11 +662,8 @@ async def test_userinfo_becomes_basic_authorization() -> None:
 @async_test
 async def test_non_ascii_path_percent_encoded() -> None:
     async with RawServer(answering(_ok)) as server:
-        c = client()
-        try:
+        with client() as c:
             await c.request("GET", server.url("/caf\xe9/\u00fc\u20ac?q=\xe9&r=%2F"), {}, None, 10)
-        finally:
-            c.close()
     assert server.requests[0].target == b"/caf%C3%A9/%C3%BC%E2%82%AC?q=%C3%A9&r=%2F"
 
 
@@ -761,11 +690,8 @@ async def test_ipv6_literal_host() -> None:
     if not _ipv6_loopback_available():
         return  # the split_url assertions above are the whole test on such a machine
     async with RawServer(answering(_ok), host="::1") as server:
-        c = client()
-        try:
+        with client() as c:
             response = await c.request("GET", server.url("/v6?a=b"), {}, None, 10)
-        finally:
-            c.close()
     assert response.status == 200
     req = server.requests[0]
     assert req.header("host") == f"[::1]:{server.port}".encode()
@@ -906,8 +832,7 @@ async def test_against_aiohttp_server() -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    c = client()
-    try:
+    with client() as c:
         echoed = await c.request(
             "POST",
             f"http://127.0.0.1:{port}/echo?x=1&y=%2F",
@@ -918,8 +843,6 @@ async def test_against_aiohttp_server() -> None:
         big_response = await c.request("GET", f"http://127.0.0.1:{port}/big", {}, None, 1000)
         stream = await c.request("GET", f"http://127.0.0.1:{port}/stream", {}, None, 1000)
         again = await c.request("GET", f"http://127.0.0.1:{port}/echo", {}, None, 10_000)
-    finally:
-        c.close()
         await runner.cleanup()
     assert echoed.status == 200
     assert json.loads(echoed.body) == {
@@ -943,19 +866,12 @@ async def test_against_aiohttp_server() -> None:
 @async_test
 async def test_client_refuses_private_address_before_connecting(host: str) -> None:
     async with RawServer(answering(_ok)) as server:
-        c = client(allow_private=False)
-        try:
-            with pytest.raises(netguard.ForbiddenAddress):
-                await c.request("POST", f"http://{host}:{server.port}/cb", {}, b"x", 10)
-        finally:
-            c.close()
+        with client(allow_private=False) as c, pytest.raises(netguard.ForbiddenAddress):
+            await c.request("POST", f"http://{host}:{server.port}/cb", {}, b"x", 10)
         await settle()
         assert server.connections == 0
-        c = client(allow_private=True)
-        try:
+        with client(allow_private=True) as c:
             response = await c.request("POST", f"http://{host}:{server.port}/cb", {}, b"x", 10)
-        finally:
-            c.close()
     assert response.status == 200
     assert server.connections == 1
 
