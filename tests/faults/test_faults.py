@@ -68,6 +68,12 @@ def received(subscriber, path: str) -> Counter:
     )
 
 
+def all_received(subscriber, path: str, count: int, timeout: float = 60) -> Counter:
+    """Wait until each of ``count`` subscribers got a successful delivery; their counts."""
+    return poll(lambda: received(subscriber, path), lambda c: len(c) == count, timeout=timeout,
+                message=f"every one of {count} subscribers delivered")  # fmt: skip
+
+
 def report(name: str, counts: Counter, expected: int) -> tuple[int, int]:
     lost = expected - len(counts)
     duplicates = sum(counts.values()) - len(counts)
@@ -90,12 +96,7 @@ def test_deliverer_killed_mid_fan_out_loses_nothing(hub, publisher, subscriber):
     at_kill = subscriber.count(path, "POST")
     assert at_kill < SUBSCRIBERS, "the fan-out finished before the kill: slow it down"
     hub.start("deliverer")
-    counts = poll(
-        lambda: received(subscriber, path),
-        lambda c: len(c) == SUBSCRIBERS,
-        timeout=60,
-        message="every subscriber delivered",
-    )
+    counts = all_received(subscriber, path, SUBSCRIBERS)
     lost, duplicates = report("deliverer kill -9", counts, SUBSCRIBERS)
     assert lost == 0
     # progress is recorded as it happens, so only what was in flight is sent again
@@ -112,12 +113,7 @@ def test_fetcher_killed_between_ping_and_fetch_loses_nothing(hub, publisher, sub
     hub.processes["fetcher"].kill()
     publisher.set_topic(path, "release 2.0", "text/plain")  # answers at once from now on
     hub.start("fetcher")
-    counts = poll(
-        lambda: received(subscriber, path),
-        lambda c: len(c) == SUBSCRIBERS,
-        timeout=60,
-        message="every subscriber delivered",
-    )
+    counts = all_received(subscriber, path, SUBSCRIBERS)
     lost, duplicates = report("fetcher kill -9", counts, SUBSCRIBERS)
     assert lost == 0 and duplicates == 0
 
@@ -137,12 +133,7 @@ def test_rabbitmq_restart_during_fan_out_loses_nothing(hub, publisher, subscribe
         assert refused.status_code == 503 and refused.headers["Retry-After"]
     finally:
         rabbit_ctl("start_app")
-    counts = poll(
-        lambda: received(subscriber, path),
-        lambda c: len(c) == SUBSCRIBERS,
-        timeout=90,
-        message="every subscriber delivered after the restart",
-    )
+    counts = all_received(subscriber, path, SUBSCRIBERS, timeout=90)
     lost, _ = report("rabbitmq restart", counts, SUBSCRIBERS)
     assert lost == 0
     # every process reconnected by itself: a new publish goes all the way through
@@ -215,7 +206,7 @@ def test_sigterm_finishes_in_flight_work_and_a_second_exits_at_once(hub, publish
     deliverer.terminate()
     assert deliverer.wait(timeout=30) == 0
     hub.start("deliverer")
-    counts = poll(lambda: received(subscriber, path), lambda c: len(c) == 300, timeout=60)
+    counts = all_received(subscriber, path, 300)
     lost, duplicates = report("deliverer SIGTERM", counts, 300)
     assert lost == 0 and duplicates == 0  # in-flight deliveries finished and were recorded
 
@@ -307,8 +298,7 @@ def test_two_fetchers_notify_a_change_once(hub, publisher, subscriber):
     topic = publisher.set_topic(path, atom((f"urn:{tag}:a", "release a")))
     subscribe_many(hub, topic, subscriber.url(path), count)
     hub.publish(topic)  # the first fetch of the topic: the whole feed
-    poll(lambda: received(subscriber, path), lambda c: len(c) == count, timeout=30,
-         message="the first notification")  # fmt: skip
+    all_received(subscriber, path, count, timeout=30)  # the first notification
     fetchers = [hub.processes["fetcher"], hub.start("fetcher")]
     publisher.set_topic(
         path, atom((f"urn:{tag}:b", "release b"), (f"urn:{tag}:a", "release a")), delay=1.5
