@@ -13,7 +13,9 @@ Endpoints (the same as the aiohttp server this replaces, with the same JSON):
   (-1 if none), and checks ``X-Hub-Signature: <algo>=<hex>`` (sha1, sha256, sha384, sha512)
   against ``secret_for(seed, path)`` (a mismatch or an unknown algorithm: ``bad_signatures``;
   no header: ``unsigned``).
-- ``/_stats/<topic_id>``, ``/_times/<topic_id>/<seq>`` (JSON for the orchestrator),
+- ``/_stats/<topic_id>``, ``/_times/<topic_id>/<seq>``, ``/_total/<topic_id>?min=<seq>`` (JSON
+  for the orchestrator; ``out_of_order`` counts deliveries older than one the same callback had
+  already, ``verify_requests`` every subscribe verification answered),
   ``/_forget/<topic_id>`` (``204``; frees the topic), ``/_health`` (``ok``); ``404`` otherwise,
   ``500`` if a handler fails (e.g. ``/_times/x/notanumber``).
 
@@ -76,13 +78,17 @@ IPAD = bytes(x ^ 0x36 for x in range(256))  # bytes.translate tables
 OPAD = bytes(x ^ 0x5C for x in range(256))
 
 class Topic:
-    __slots__ = ("bad_sig", "deliveries", "unsigned", "unverified_modes", "verified")
+    __slots__ = ("bad_sig", "deliveries", "last", "out_of_order", "unsigned", "unverified_modes",
+                 "verified", "verify_requests")
 
     def __init__(self) -> None:
         self.verified: set[str] = set()
         self.unverified_modes: dict[str, int] = defaultdict(int)
         self.bad_sig = 0
         self.unsigned = 0
+        self.verify_requests = 0  # subscribe verifications answered (a repeat counts again)
+        self.last: dict[str, int] = {}  # callback path -> newest seq delivered to it
+        self.out_of_order = 0  # deliveries older than one the same callback already had
         # seq -> [count, set(paths), set(delivery ids), [arrival times]]
         self.deliveries: dict[int, list] = {}
 
@@ -202,6 +208,10 @@ class Server:
                     rec = topic.deliveries[seq] = [0, set(), set(), []]
                 rec[0] += 1
                 rec[1].add(cb[1])
+                if seq < topic.last.get(cb[1], -1):
+                    topic.out_of_order += 1
+                else:
+                    topic.last[cb[1]] = seq
                 i = low.find(H_DELIVERY_ID)
                 if i >= 0:
                     i += 20
@@ -235,6 +245,7 @@ class Server:
             if mode in ("subscribe", "unsubscribe") and challenge is not None:
                 if mode == "subscribe":
                     topic.verified.add(path)
+                    topic.verify_requests += 1
                 return response(200, challenge.encode(), b"text/plain", connection)
             topic.unverified_modes[mode] += 1
             return response(200, connection=connection)
@@ -246,6 +257,8 @@ class Server:
                 "other_modes": dict(topic.unverified_modes),
                 "bad_signatures": topic.bad_sig,
                 "unsigned": topic.unsigned,
+                "verify_requests": topic.verify_requests,
+                "out_of_order": topic.out_of_order,
                 "seqs": {
                     str(seq): {"count": r[0], "distinct": len(r[1]), "delivery_ids": len(r[2])}
                     for seq, r in topic.deliveries.items()
@@ -258,6 +271,16 @@ class Server:
             rec = topic.deliveries.get(int(seq))
             return response(200, json.dumps(sorted(rec[3]) if rec else []).encode(),
                             b"application/json", connection, head_only)
+        if path.startswith("/_total/"):  # deliveries of entries >= ?min=<seq>, cheaply
+            topic = self.topics.get(path.split("/")[2]) or Topic()
+            low_seq = int(dict(parse_qsl(query.decode())).get("min", "-1"))
+            recs = [r for seq, r in topic.deliveries.items() if seq >= low_seq]
+            out = {"count": sum(r[0] for r in recs), "distinct": sum(len(r[1]) for r in recs),
+                   "first": min((r[3][0] for r in recs if r[3]), default=None),
+                   "last": max((max(r[3]) for r in recs if r[3]), default=None),
+                   "seqs": len(recs), "out_of_order": topic.out_of_order,
+                   "verify_requests": topic.verify_requests, "verified": len(topic.verified)}
+            return response(200, json.dumps(out).encode(), JSON_UTF8, connection, head_only)
         if path.startswith("/_forget/"):  # free the memory of a finished topic
             topic_id = path.split("/")[2]
             self.topics.pop(topic_id, None)
