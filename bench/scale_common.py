@@ -86,12 +86,13 @@ async def bulk_post(url: str, bodies: list[bytes], concurrency: int, timeout: fl
     return statuses, time.monotonic() - started
 
 
-def subscribe_bodies(env: Env, bucket: str, topics: list[str], per_topic: int) -> list[bytes]:
-    """Form bodies subscribing callbacks /cb/<bucket>/<i*per_topic+j> to topics[i]."""
+def subscribe_bodies(env: Env, bucket: str, topics: list[str], per_topic: int,
+                     offset: int = 0) -> list[bytes]:
+    """Form bodies subscribing callbacks /cb/<bucket>/<offset+i*per_topic+j> to topics[i]."""
     out = []
     for i, topic in enumerate(topics):
         for j in range(per_topic):
-            path = callback_path(bucket, i * per_topic + j)
+            path = callback_path(bucket, offset + i * per_topic + j)
             out.append(loadclient.form({
                 "hub.mode": "subscribe", "hub.topic": topic, "hub.callback": env.servers.sub + path,
                 "hub.secret": secret_for(env.servers.seed, path)}))
@@ -143,11 +144,12 @@ async def wait_until(check: Callable[[], Awaitable[tuple[bool, Any]]], timeout: 
 
 
 async def subscribe_all(env: Env, hub: ScaleHub, bucket: str, topics: list[str],
-                        per_topic: int) -> dict[str, Any]:
+                        per_topic: int, offset: int = 0) -> dict[str, Any]:
     """Subscribe ``per_topic`` callbacks to each topic; wait until all are verified and active."""
     n = len(topics) * per_topic
-    bodies = subscribe_bodies(env, bucket, topics, per_topic)
+    bodies = subscribe_bodies(env, bucket, topics, per_topic, offset)
     before = active_total(hub)
+    verified_before = (await get_json(env, f"{env.servers.sub}/_total/{bucket}"))["verified"]
     started = time.monotonic()
     statuses, posted = await bulk_post(hub.hub_url, bodies, env.args.client_concurrency,
                                        120 + n / 100)
@@ -155,6 +157,7 @@ async def subscribe_all(env: Env, hub: ScaleHub, bucket: str, topics: list[str],
 
     async def check() -> tuple[bool, Any]:
         seen = (await get_json(env, f"{env.servers.sub}/_total/{bucket}"))["verified"]
+        seen -= verified_before
         if seen < n:
             return False, seen
         active = await asyncio.to_thread(active_total, hub)

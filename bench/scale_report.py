@@ -36,6 +36,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             "duplicates": {k: r["duplicates"] for k, r in d.items()},
             "out_of_order": {k: r["out_of_order"] for k, r in d.items()},
             "machine_busy_pct": {k: r["machine_busy_pct"] for k, r in d.items()},
+            "cap_used_pct": {k: r.get("cap_used_pct") for k, r in d.items()},
             "rabbitmq_per_delivery": {k: r.get("rabbitmq_per_delivery") for k, r in d.items()},
             "postgres_per_delivery": {k: r.get("postgres_per_delivery") for k, r in d.items()},
         }
@@ -51,6 +52,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             "duplicates": {k: r["duplicates"] for k, r in f.items()},
             "double_fetches": {k: r["double_fetches"] for k, r in f.items()},
             "machine_busy_pct": {k: r["machine_busy_pct"] for k, r in f.items()},
+            "cap_used_pct": {k: r.get("cap_used_pct") for k, r in f.items()},
             "rabbitmq_per_delivery": {k: r.get("rabbitmq_per_delivery") for k, r in f.items()},
             "postgres_per_delivery": {k: r.get("postgres_per_delivery") for k, r in f.items()},
         }
@@ -65,6 +67,8 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             "subscribes_accepted_per_s": {k: r["subscribes_accepted_per_s"] for k, r in w.items()},
             "accepted_ratio": _ratios(w, "subscribes_accepted_per_s"),
             "duplicate_verifications": {k: r["duplicate_verifications"] for k, r in w.items()},
+            "ping_cap_used_pct": {k: r.get("ping_cap_used_pct") for k, r in w.items()},
+            "subscribe_cap_used_pct": {k: r.get("subscribe_cap_used_pct") for k, r in w.items()},
         }
     c = results.get("chaos")
     if c and "error" not in c:
@@ -110,6 +114,7 @@ def print_summary(summary: dict[str, Any], args: Any) -> None:
         row("deliverers", "lost / dup / out of order", {
             k: f"{d['lost'][k]}/{d['duplicates'][k]}/{d['out_of_order'][k]}" for k in d["lost"]})
         row("deliverers", "machine busy %", d["machine_busy_pct"])
+        row("deliverers", "% of CPU cap used (median)", d["cap_used_pct"])
     f = summary.get("fetchers")
     if f:
         t = TARGETS["fetchers"]
@@ -121,15 +126,18 @@ def print_summary(summary: dict[str, Any], args: Any) -> None:
             k: f"{f['lost'][k]}/{f['duplicates'][k]}/{f['double_fetches'][k]}"
             for k in f["lost"]})
         row("fetchers", "machine busy %", f["machine_busy_pct"])
+        row("fetchers", "% of CPU cap used (median)", f["cap_used_pct"])
     w = summary.get("web")
     if w:
         t = TARGETS["web"]
         row("web", "pings/s", w["pings_per_s"])
         row("web", "pings ratio to 1", w["pings_ratio"], f"{t[2]}x / {t[4]}x")
         row("web", "CPU us/ping (workers)", w["cpu_us_per_ping"])
+        row("web", "% of CPU cap used, pings", w["ping_cap_used_pct"])
         row("web", "subscribes accepted/s", w["subscribes_accepted_per_s"])
         row("web", "verified subscriptions/s", w["verified_per_s"])
         row("web", "verified ratio to 1", w["verified_ratio"], f"{t[2]}x / {t[4]}x")
+        row("web", "% of CPU cap used, subscribes", w["subscribe_cap_used_pct"])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, r in enumerate(rows):
         print("  ".join(c.ljust(widths[j]) if j < 2 else c.rjust(widths[j])

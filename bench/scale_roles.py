@@ -18,7 +18,7 @@ from bench.scale_common import (
     subscribe_all,
     wait_until,
 )
-from bench.scalehub import ScaleHub, deltas
+from bench.scalehub import ScaleHub, deltas, median_cap_used
 from bench.sharedcost import Tap, per, pg_counters
 
 VERSION_STEP = 10_000_000  # the publisher's entry id: version * VERSION_STEP + topic index
@@ -109,7 +109,6 @@ async def deliverers(env: Env) -> dict[str, Any]:
         bucket = tid
         await post(env, f"{pub}/_topic/{tid}", hub=hub.hub_url)
         topic = f"{pub}/feed/{tid}"
-        await _publish_and_ping(env, hub, tid, topic, wait_fetch=True)  # first fetch, no subs
         out["subscribe"] = await subscribe_all(env, hub, bucket, [topic], n)
         log(f"  deliverers: {n} subscribed in {out['subscribe']['seconds']}s")
         for k in args.counts:
@@ -127,8 +126,12 @@ async def deliverers(env: Env) -> dict[str, Any]:
             total = await _delivered(env, bucket, seqs[0], n * publishes,
                                      60 + n * publishes / 200)
             machine = busy.pct()
+            busy_snap = hub.snapshot("deliverer")
             await asyncio.sleep(1.0)  # late duplicates arrive, the counters catch up
-            procs = deltas(snap0, hub.snapshot("deliverer"))
+            procs = deltas(snap0, hub.snapshot("deliverer"), env.cpus)
+            for name, fig in deltas(snap0, busy_snap, env.cpus).items():  # busy part only
+                if "cap_used_pct" in fig:
+                    procs[name]["cap_used_pct"] = fig["cap_used_pct"]
             late = await get_json(env, f"{env.servers.sub}/_total/{bucket}?min={seqs[0]}")
             expected = n * publishes
             span = (total["last"] or 0) - (total["first"] or 0)
@@ -143,6 +146,7 @@ async def deliverers(env: Env) -> dict[str, Any]:
                 "end_to_end_per_s": round(expected / ((total["last"] or t0) - t0), 1)
                 if total["last"] else None,
                 "machine_busy_pct": machine, "processes": procs,
+                "cap_used_pct": median_cap_used(procs),
                 "cpu_us_per_delivery": cpu_per(procs, "deliveries"),
                 "cpu_us_per_delivery_all": round(
                     sum(p["cpu_s"] for p in procs.values()) / expected * 1e6, 1),
@@ -153,7 +157,7 @@ async def deliverers(env: Env) -> dict[str, Any]:
             log(f"  deliverers={k}: {run['deliveries']}/{expected} delivered, "
                 f"{run['deliveries_per_s']}/s, lost {run['lost']}, dup {run['duplicates']}, "
                 f"out of order {run['out_of_order']}, {run['cpu_us_per_delivery_all']} us/delivery"
-                f", machine {machine}% busy")
+                f", cap used {run['cap_used_pct']}%, machine {machine}% busy")
     finally:
         out["rss_mb"] = hub.rss_by_process()
         hub.stop()
@@ -176,16 +180,13 @@ async def fetchers(env: Env) -> dict[str, Any]:
         await post(env, f"{pub}/_many", hub=hub.hub_url, n=t)
         topics = [f"{pub}/t/{i}.xml" for i in range(t)]
         pings = ping_bodies(topics)
-        await bulk_post(hub.hub_url, pings, args.client_concurrency, 120 + t / 50)
-
-        async def primed() -> tuple[bool, Any]:
-            stats = await get_json(env, f"{pub}/_many_stats")
-            return stats["fetched_current"] >= t, stats["fetched_current"]
-        await wait_until(primed, 120 + t / 20)
         bucket = f"{hub.name}-f"
         out["subscribe"] = await subscribe_all(env, hub, bucket, topics, 2)
-        log(f"  fetchers: {t} topics primed, {2 * t} subscribed in "
-            f"{out['subscribe']['seconds']}s")
+        # the first fetch of each topic (nothing to compare with: the whole feed is delivered)
+        await bulk_post(hub.hub_url, pings, args.client_concurrency, 120 + t / 50)
+        await _delivered(env, bucket, 0, 2 * t, 120 + t / 20)
+        log(f"  fetchers: {2 * t} subscribed to {t} topics in {out['subscribe']['seconds']}s, "
+            "each topic fetched once")
         for version, k in enumerate(args.counts, start=1):
             hub.scale("fetcher", k)
             hub.cap("fetcher", env.cpus)
@@ -201,8 +202,12 @@ async def fetchers(env: Env) -> dict[str, Any]:
                 hub.signal_role("fetcher", signal.SIGCONT)
             total = await _delivered(env, bucket, version * VERSION_STEP, 2 * t, 120 + t / 10)
             machine = busy.pct()
+            busy_snap = hub.snapshot("fetcher")
             await asyncio.sleep(1.0)
-            procs = deltas(snap0, hub.snapshot("fetcher"))
+            procs = deltas(snap0, hub.snapshot("fetcher"), env.cpus)
+            for name, fig in deltas(snap0, busy_snap, env.cpus).items():
+                if "cap_used_pct" in fig:
+                    procs[name]["cap_used_pct"] = fig["cap_used_pct"]
             late = await get_json(
                 env, f"{env.servers.sub}/_total/{bucket}?min={version * VERSION_STEP}")
             fetched = await get_json(env, f"{pub}/_many_stats")
@@ -217,6 +222,7 @@ async def fetchers(env: Env) -> dict[str, Any]:
                 "duplicates": late["count"] - late["distinct"],
                 "double_fetches": fetched["double_fetches"], "extra_gets": fetched["extra_gets"],
                 "machine_busy_pct": machine, "processes": procs,
+                "cap_used_pct": median_cap_used(procs),
                 "cpu_us_per_fetch": cpu_per(procs, "fetches"),
                 "cpu_us_per_fetch_all": round(sum(p["cpu_s"] for p in procs.values()) / t * 1e6),
             }
@@ -226,7 +232,7 @@ async def fetchers(env: Env) -> dict[str, Any]:
             log(f"  fetchers={k}: last delivery {seconds:.2f}s after resume, "
                 f"{run['fetches_per_s']} fetches/s, lost {run['lost']}, dup {run['duplicates']}, "
                 f"double fetches {run['double_fetches']}, {run['cpu_us_per_fetch_all']} us/fetch"
-                f", machine {machine}% busy")
+                f", cap used {run['cap_used_pct']}%, machine {machine}% busy")
     finally:
         out["rss_mb"] = hub.rss_by_process()
         hub.stop()
@@ -236,7 +242,8 @@ async def fetchers(env: Env) -> dict[str, Any]:
 
 async def web(env: Env) -> dict[str, Any]:
     """1 / 2 / 4 Granian workers of one ``broker-hub web``, each worker in its own capped
-    group: pings/s over distinct topics, then verified subscriptions/s (1 uncapped deliverer)."""
+    group: verified subscriptions/s (one per topic, 1 uncapped deliverer verifies), then
+    pings/s, one per subscribed topic (no fetcher runs, so each ping queues a fetch)."""
     args, log, pub = env.args, env.log, env.servers.pub
     out: dict[str, Any] = {"pings": args.pings, "subscribes": args.web_subscribes, "runs": {}}
     for w in args.web_counts:
@@ -245,23 +252,25 @@ async def web(env: Env) -> dict[str, Any]:
             hub.start()
             hub.add("deliverer")
             hub.cap("web", env.cpus)
-            await post(env, f"{pub}/_many", hub=hub.hub_url, n=args.pings)
-            bodies = ping_bodies([f"{pub}/t/{i}.xml" for i in range(args.pings)])
+            count = max(args.pings, args.web_subscribes)
+            await post(env, f"{pub}/_many", hub=hub.hub_url, n=count)
+            topics = [f"{pub}/t/{i}.xml" for i in range(count)]
+            snap0 = hub.snapshot("web")
+            sub = await subscribe_all(env, hub, f"{hub.name}-s", topics[:args.web_subscribes], 1)
+            sub_procs = deltas(snap0, hub.snapshot("web"), env.cpus)
+            # one ping per subscribed topic (no fetcher runs: each queues a fetch message)
+            bodies = ping_bodies([topics[i % args.web_subscribes] for i in range(args.pings)])
             snap0, busy = hub.snapshot("web"), Busy()
             statuses, secs = await bulk_post(hub.hub_url, bodies, args.client_concurrency, 300)
-            ping_procs = deltas(snap0, hub.snapshot("web"))
+            ping_procs = deltas(snap0, hub.snapshot("web"), env.cpus)
             ping_busy = busy.pct()
             accepted = sum(c for s, c in statuses.items() if 200 <= s < 300)
-            tid = f"{hub.name}-s"
-            await post(env, f"{pub}/_topic/{tid}", hub=hub.hub_url)
-            snap0 = hub.snapshot("web")
-            sub = await subscribe_all(env, hub, tid, [f"{pub}/feed/{tid}"], args.web_subscribes)
-            sub_procs = deltas(snap0, hub.snapshot("web"))
             run = {
                 "workers": w, "cpus_each": env.cpus,
                 "ping_statuses": {str(s): c for s, c in statuses.items()},
                 "pings_per_s": round(accepted / secs, 1), "ping_machine_busy_pct": ping_busy,
-                "ping_processes": ping_procs,
+                "ping_processes": ping_procs, "ping_cap_used_pct": median_cap_used(ping_procs),
+                "subscribe_cap_used_pct": median_cap_used(sub_procs),
                 "cpu_us_per_ping": round(sum(p["cpu_s"] for p in ping_procs.values())
                                          / max(1, accepted) * 1e6, 1),
                 "subscribe": sub, "subscribe_processes": sub_procs,
@@ -272,7 +281,8 @@ async def web(env: Env) -> dict[str, Any]:
             out["runs"][str(w)] = run
             log(f"  web workers={w}: {run['pings_per_s']} pings/s, "
                 f"{run['subscribes_accepted_per_s']} subscribes accepted/s, "
-                f"{run['verified_per_s']} verified/s, {run['cpu_us_per_ping']} us/ping")
+                f"{run['verified_per_s']} verified/s, {run['cpu_us_per_ping']} us/ping, cap used "
+                f"{run['ping_cap_used_pct']}% / {run['subscribe_cap_used_pct']}%")
         finally:
             out.setdefault("rss_mb", {}).update(hub.rss_by_process())
             hub.stop()

@@ -184,16 +184,17 @@ class ScaleHub(BrokerHub):
     def snapshot(self, role: str) -> dict[str, dict[str, float]]:
         """Per working process of a role: CPU seconds (/proc), cgroup throttling, counters."""
         out: dict[str, dict[str, float]] = {}
+        now = time.monotonic()
         for member in self.members[role]:
             if role == "web":
                 for pid, group in member.worker_groups.items():
                     from bench.procs import cpu_seconds
 
                     out[f"{member.name}-{group.name.rsplit('-', 1)[1]}"] = {
-                        "cpu_s": cpu_seconds(pid), **group.throttled()}
+                        "cpu_s": cpu_seconds(pid), "wall_s": now, **group.throttled()}
                 continue
             text = member.metrics()
-            one = {"cpu_s": member.proc.cpu_seconds(),
+            one = {"cpu_s": member.proc.cpu_seconds(), "wall_s": now,
                    "deliveries": metric_sum(text, "broker_hub_deliveries_total"),
                    "fetches": metric_sum(text, "broker_hub_fetches_total", any_of=FETCHED),
                    "fetch_messages": metric_sum(text, "broker_hub_fetches_total"),
@@ -224,9 +225,22 @@ def _ppid(pid: int) -> int:
         return -1
 
 
-def deltas(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
-           ) -> dict[str, dict[str, float]]:
+def deltas(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]],
+           cpus: float | None = None) -> dict[str, dict[str, float]]:
     """Per process, ``after - before`` of every figure (processes that started in between:
-    from zero)."""
-    return {name: {k: round(v - before.get(name, {}).get(k, 0.0), 4) for k, v in fig.items()}
-            for name, fig in after.items()}
+    from zero), and with a cap of ``cpus``: ``cap_used_pct``, the share of its cap it used
+    (well under 100 % with the work not done: the machine, not the cap, held it back)."""
+    out = {}
+    for name, fig in after.items():
+        old = before.get(name, {})
+        one = {k: round(v - old.get(k, 0.0), 4) for k, v in fig.items() if k in old or
+               k != "wall_s"}
+        if cpus and one.get("wall_s"):
+            one["cap_used_pct"] = round(100 * one["cpu_s"] / one["wall_s"] / cpus, 1)
+        out[name] = one
+    return out
+
+
+def median_cap_used(procs: dict[str, dict[str, float]]) -> float | None:
+    values = sorted(p["cap_used_pct"] for p in procs.values() if "cap_used_pct" in p)
+    return values[len(values) // 2] if values else None
