@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test rabbitmq lint bench clean
+.PHONY: help venv run test rabbitmq lint bench bench-scale clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +39,10 @@ lint: venv ## ruff check
 
 bench: venv ## run the benchmarks (python -m bench)
 	$(BIN)/python -m bench
+
+# SCALE_ARGS: e.g. SCALE_ARGS=--quick (smoke, ~4 min), SCALE_ARGS=--million, SCALE_ARGS="--only web"
+bench-scale: venv rabbitmq ## scale-out under per-process CPU caps (python -m bench.scale; cgroups need root)
+	$(BIN)/python -m bench.scale $(SCALE_ARGS)
 
 clean: ## remove caches, build artefacts and var/ (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache .hypothesis build dist var

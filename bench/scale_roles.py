@@ -192,14 +192,16 @@ async def fetchers(env: Env) -> dict[str, Any]:
             hub.cap("fetcher", env.cpus)
             pg0 = await asyncio.to_thread(_pg_start, env, hub, k == args.counts[-1])
             await post(env, f"{pub}/_bump", start=0, stop=t)
+            snap0 = hub.snapshot("fetcher")  # (a paused process cannot answer /metrics)
             hub.signal_role("fetcher", signal.SIGSTOP)
             try:
                 statuses, ping_s = await bulk_post(hub.hub_url, pings, args.client_concurrency,
                                                    120 + t / 50)
             finally:
                 tap = Tap(env.ctx.rabbit_url, hub.namespace)
-                snap0, busy, t0 = hub.snapshot("fetcher"), Busy(), time.time()
+                busy, t0 = Busy(), time.time()
                 hub.signal_role("fetcher", signal.SIGCONT)
+            log(f"  fetchers={k}: {t} pings in {ping_s:.1f}s, fetchers resumed")
             total = await _delivered(env, bucket, version * VERSION_STEP, 2 * t, 120 + t / 10)
             machine = busy.pct()
             busy_snap = hub.snapshot("fetcher")
