@@ -199,8 +199,10 @@ async def fetchers(env: Env) -> dict[str, Any]:
                                                    120 + t / 50)
             finally:
                 tap = Tap(env.ctx.rabbit_url, hub.namespace)
-                busy, t0 = Busy(), time.time()
+                busy, t0, resumed = Busy(), time.time(), time.monotonic()
                 hub.signal_role("fetcher", signal.SIGCONT)
+                for fig in snap0.values():  # the cap's share is counted from the resume
+                    fig["wall_s"] = resumed
             log(f"  fetchers={k}: {t} pings in {ping_s:.1f}s, fetchers resumed")
             total = await _delivered(env, bucket, version * VERSION_STEP, 2 * t, 120 + t / 10)
             machine = busy.pct()
