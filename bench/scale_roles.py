@@ -192,13 +192,13 @@ async def fetchers(env: Env) -> dict[str, Any]:
             hub.cap("fetcher", env.cpus)
             pg0 = await asyncio.to_thread(_pg_start, env, hub, k == args.counts[-1])
             await post(env, f"{pub}/_bump", start=0, stop=t)
+            tap = Tap(env.ctx.rabbit_url, hub.namespace)  # the fetch messages count too
             snap0 = hub.snapshot("fetcher")  # (a paused process cannot answer /metrics)
             hub.signal_role("fetcher", signal.SIGSTOP)
             try:
                 statuses, ping_s = await bulk_post(hub.hub_url, pings, args.client_concurrency,
                                                    120 + t / 50)
             finally:
-                tap = Tap(env.ctx.rabbit_url, hub.namespace)
                 busy, t0, resumed = Busy(), time.time(), time.monotonic()
                 hub.signal_role("fetcher", signal.SIGCONT)
                 for fig in snap0.values():  # the cap's share is counted from the resume
