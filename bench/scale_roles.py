@@ -175,7 +175,7 @@ async def fetchers(env: Env) -> dict[str, Any]:
     out: dict[str, Any] = {"topics": t, "subscribers_per_topic": 2, "runs": {}}
     try:
         hub.start()
-        hub.add("fetcher")
+        hub.scale("fetcher", max(args.counts))  # uncapped for the set-up; scaled down after
         hub.scale("deliverer", 2)
         await post(env, f"{pub}/_many", hub=hub.hub_url, n=t)
         topics = [f"{pub}/t/{i}.xml" for i in range(t)]
