@@ -85,6 +85,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="chaos: seconds between two restarts")
     p.add_argument("--million-small", type=int, default=10_000,
                    help="million: the smaller size it is compared with")
+    p.add_argument("--million-size", type=int, default=0,
+                   help="million: the large size (default 1,000,000; 20,000 with --quick)")
     p.add_argument("--million-publishes", type=int, default=2)
     p.add_argument("--million-deliverers", type=int, default=1)
     p.add_argument("--million-capped", action="store_true",
@@ -107,7 +109,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.pings, args.web_subscribes = 1_000, 500
         args.chaos_topics, args.chaos_rounds, args.churn_interval = 300, 2, 1.5
         args.million_small = 1_000
-    args.million_size = 20_000 if args.quick else 1_000_000
+    args.million_size = args.million_size or (20_000 if args.quick else 1_000_000)
     unknown = [s for s in args.only if s not in SCENARIOS]
     if unknown:
         p.error(f"unknown scenario(s): {', '.join(unknown)}")

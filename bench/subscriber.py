@@ -277,7 +277,7 @@ class Server:
             recs = [r for seq, r in topic.deliveries.items() if seq >= low_seq]
             out = {"count": sum(r[0] for r in recs), "distinct": sum(len(r[1]) for r in recs),
                    "first": min((r[3][0] for r in recs if r[3]), default=None),
-                   "last": max((max(r[3]) for r in recs if r[3]), default=None),
+                   "last": max((r[3][-1] for r in recs if r[3]), default=None),  # appended in order
                    "seqs": len(recs), "out_of_order": topic.out_of_order,
                    "verify_requests": topic.verify_requests, "verified": len(topic.verified)}
             return response(200, json.dumps(out).encode(), JSON_UTF8, connection, head_only)
