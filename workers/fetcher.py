@@ -190,7 +190,7 @@ class Fetcher(Role):
     ) -> None:
         now = self.clock()
         digest = hashlib.sha256(fetched.body).hexdigest()
-        save = dict(
+        save: dict[str, Any] = dict(
             fetched_seq=claim,
             etag=fetched.etag,
             last_modified=fetched.last_modified,

@@ -54,8 +54,19 @@ class Store(Protocol):
 
     # -- notifications
     def add_notification(
-        self, topic: str, content_type: str, body: bytes, pinged_at: float, now: float
-    ) -> Notification: ...
+        self,
+        topic: str,
+        content_type: str,
+        body: bytes,
+        pinged_at: float,
+        now: float,
+        *,
+        key: str | None = None,
+    ) -> Notification | None:
+        """Store with the topic's next sequence number; None when ``key`` was seen already."""
+
+    def notifications_after(self, topic: str, sequence: int, limit: int) -> list[Notification]: ...
+    def oldest_sequence(self, topic: str) -> int | None: ...
     def notification(self, notification_id: int) -> Notification | None: ...
     def delete_notifications_before(self, created_before: float) -> int: ...
 
