@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from . import rpc
@@ -23,7 +24,8 @@ def _int(request: dict[str, Any], key: str, default: int, low: int = 0, high: in
 
 
 def dispatch(index: Index, faults: rpc.Faults, op: str, request: dict[str, Any]) -> dict[str, Any]:
-    """Apply one control operation; answers ``{"serials": [...], "last_serial": n, ...}``."""
+    """Apply one control operation; answers ``{"serials": [...], "last_serial": n, "at": t}``
+    (``at``: the fake's wall clock just after the change, for latency measurements)."""
     serials: list[int] = []
     extra: dict[str, Any] = {}
     if op == "release":
@@ -94,4 +96,4 @@ def dispatch(index: Index, faults: rpc.Faults, op: str, request: dict[str, Any])
             setattr(faults, name, getattr(fresh, name))
     else:
         raise ControlError(f"unknown control operation {op!r}", 404)
-    return {"serials": serials, "last_serial": index.serial, **extra}
+    return {"serials": serials, "last_serial": index.serial, "at": time.time(), **extra}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -86,11 +87,16 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         parts = [p for p in url.path.split("/") if p]
         index = self.server.index
-        with index.lock:
-            try:
-                self._get(index, url.path, parts, parse_qs(url.query))
-            except ControlError as exc:
-                self._send(exc.status, f"{exc}\n".encode())
+        real, self.wfile = self.wfile, io.BytesIO()  # render under the lock, send after it
+        try:
+            with index.lock:
+                try:
+                    self._get(index, url.path, parts, parse_qs(url.query))
+                except ControlError as exc:
+                    self._send(exc.status, f"{exc}\n".encode())
+            real.write(self.wfile.getvalue())
+        finally:
+            self.wfile = real
 
     def _get(self, index: Index, path: str, parts: list[str], query: dict[str, list[str]]) -> None:
         if parts[:1] == ["simple"]:
