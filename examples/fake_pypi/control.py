@@ -71,13 +71,20 @@ def dispatch(index: Index, faults: rpc.Faults, op: str, request: dict[str, Any])
         faults.faults.clear()
         faults.faults.extend([entry] * count)
     elif op == "outage":
-        faults.outage = bool(request.get("on", True))
+        on = bool(request.get("on", True))
+        faults.outage = on
+        faults.rss_outage = on and bool(request.get("rss", False))
     elif op == "garbage":
         mode = request.get("mode")
+        count = _int(request, "count", 1, 1, 10_000)
+        if mode in rpc.RSS_GARBAGE_MODES:
+            faults.rss_garbage.extend([mode] * count)
+            return {"serials": [], "last_serial": index.serial, "at": time.time()}
         if mode not in rpc.GARBAGE_MODES:
-            raise ControlError(f"mode must be one of {', '.join(rpc.GARBAGE_MODES)}")
+            modes = rpc.GARBAGE_MODES + rpc.RSS_GARBAGE_MODES
+            raise ControlError(f"mode must be one of {', '.join(modes)}")
         size = _int(request, "size", 32 << 20, 0, 1 << 30)
-        faults.garbage.extend([(mode, size)] * _int(request, "count", 1, 1, 10_000))
+        faults.garbage.extend([(mode, size)] * count)
     elif op == "ratelimit":
         faults.limit = _int(request, "limit", 1000, 0, 10**9)
         faults.window = float(_int(request, "window", 60, 1, 86_400))

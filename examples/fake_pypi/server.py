@@ -161,6 +161,13 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, body, {"X-PyPI-Last-Serial": str(project.last_serial)})
 
     def _rss(self, index: Index, parts: list[str]) -> None:
+        faults = self.server.faults
+        if faults.rss_outage:
+            return self._send(503, rpc.OUTAGE_PAGE, content_type="text/html; charset=utf-8")
+        if parts == ["rss", "updates.xml"] and faults.rss_garbage:
+            mode = faults.rss_garbage.popleft()
+            return self._send(200, rpc.RSS_GARBAGE[mode], content_type=(
+                "text/html; charset=utf-8" if mode == "rss_html" else "text/xml; charset=utf-8"))
         if parts == ["rss", "updates.xml"]:
             body = pages.rss_updates(index, self.base)
         elif parts == ["rss", "packages.xml"]:

@@ -198,7 +198,21 @@ def test_rss_newer_than_skips_what_the_journal_published(
 
 
 def test_rss_errors(index: tuple[str, FakePyPIClient]) -> None:
-    url, _ = index
+    url, pypi = index
     with pytest.raises(errors.JournalUnavailable) as missing:
         RssFallback(url + "/nowhere", user_agent=UA, allow_private=True).poll()
     assert missing.value.status == 404
+    rss = RssFallback(url, user_agent=UA, allow_private=True)
+    rss.poll()
+    pypi.release("foo", "1.0")
+    for mode, error in [("rss_html", errors.MalformedAnswer), ("rss_entity", errors.HostileAnswer),
+                        ("rss_malformed", errors.MalformedAnswer)]:
+        pypi.garbage(mode)
+        with pytest.raises(error):
+            rss.poll()
+    pypi.outage(rss=True)
+    with pytest.raises(errors.JournalUnavailable) as down:
+        rss.poll()
+    assert down.value.status == 503
+    pypi.outage(False)
+    assert [c.project for c in rss.poll().changes] == ["foo"]  # nothing lost to the failures
