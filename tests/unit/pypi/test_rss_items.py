@@ -19,3 +19,4 @@ def test_state_round_trips_and_tolerates_junk() -> None:
     rss.import_state({"seen": [str(i) for i in range(SEEN_LIMIT + 50)]})
     assert len(rss.export_state()["seen"]) == SEEN_LIMIT
     assert rss.url == "https://pypi.org/rss/updates.xml"
+
