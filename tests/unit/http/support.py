@@ -176,18 +176,16 @@ async def settle() -> None:
     await asyncio.sleep(0.05)
 
 
-
-
 # --- through HttpEngine -------------------------------------------------------------------------
 
 
 class ThreadedServer:
     """A RawServer on its own event loop thread (the engine has its own loop too)."""
 
-    def __init__(self, handler: Handler):
+    def __init__(self, handler: Handler, host: str = "127.0.0.1"):
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.server = RawServer(handler)
+        self.server = RawServer(handler, host)
 
     def __enter__(self) -> RawServer:
         self.thread.start()
@@ -202,8 +200,9 @@ class ThreadedServer:
 
 
 @contextmanager
-def running_engine(*, allow_private: bool = True) -> Iterator[HttpEngine]:
-    engine = HttpEngine(Settings(allow_private_addresses=allow_private, http_timeout=1.0))
+def running_engine(*, allow_private: bool = True, **settings: Any) -> Iterator[HttpEngine]:
+    settings.setdefault("http_timeout", 1.0)
+    engine = HttpEngine(Settings(allow_private_addresses=allow_private, **settings))
     engine.start()
     try:
         yield engine
@@ -213,4 +212,3 @@ def running_engine(*, allow_private: bool = True) -> Iterator[HttpEngine]:
 
 def engine_request(engine: HttpEngine, *args: Any, **kwargs: Any) -> tuple[Attempt, bytes]:
     return engine.submit(engine.request(*args, **kwargs)).result(timeout=5)
-

@@ -727,6 +727,7 @@ async def test_client_refuses_private_address_before_connecting(host: str) -> No
     assert response.status == 200
     assert server.connections == 1
 
+
 def test_engine_timeout_when_server_never_answers() -> None:
     async def silent(
         server: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: int
