@@ -192,12 +192,17 @@ class Connection(asyncio.Protocol):
         self._parser.set_dangerous_leniencies(lenient_spaces_after_chunk_size=True)
 
     async def write(self, data: bytes) -> None:
-        """Write ``data``, waiting for the transport to drain while its buffer is full."""
+        """Write ``data``, waiting for the transport to drain while its buffer is full.
+
+        Stops early when the connection closes or the response is already complete or
+        broken (a server that answered before reading the whole body); such a connection
+        is not reused."""
         assert self.transport is not None
         view = memoryview(data)
         for start in range(0, len(view), WRITE_SLICE):
-            if self.closed:
-                return  # the read side reports what happened
+            if self.closed or self._answered():
+                self.dirty = True  # part of the request unsent: the connection is spent
+                return
             self.transport.write(view[start : start + WRITE_SLICE])
             if self._write_paused:
                 self._drain_waiter = asyncio.get_running_loop().create_future()
@@ -261,6 +266,12 @@ class Connection(asyncio.Protocol):
         self._reading.reusable = reusable
         self._wake()
 
+    def _answered(self) -> bool:
+        reading = self._reading
+        return reading is not None and (reading.done or reading.error is not None)
+
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+        if self._answered() and self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)  # a writer waiting for drain: stop writing

@@ -99,3 +99,32 @@ async def test_large_body_written_with_back_pressure() -> None:
     assert buffered <= 1024 * 1024, buffered
     assert response.status == 200
     assert got[0].body == body
+
+
+@async_test
+async def test_answer_before_the_body_is_read_stops_the_upload() -> None:
+    """A server answering 413 after the head, never reading the 16 MiB body: the client stops
+    writing, returns the 413, and does not reuse that connection."""
+    body = b"z" * (16 * 1024 * 1024)
+
+    async def refuse_early(
+        server: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: int
+    ) -> None:
+        if conn == 1:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(http_response(413, b"too big"))
+            await writer.drain()
+            await asyncio.sleep(10)  # keeps the connection open, reads nothing more
+            return
+        await answering(_ok)(server, reader, writer, conn)
+
+    async with RawServer(refuse_early) as server:
+        c = http11.Client(allow_private=True, connect_timeout=2.0)
+        try:
+            refused = await c.request("POST", server.url("/up"), {}, body, 100)
+            after = await c.request("GET", server.url("/next"), {}, None, 100)
+        finally:
+            c.close()
+    assert (refused.status, refused.body) == (413, b"too big")
+    assert after.status == 200
+    assert server.connections == 2
