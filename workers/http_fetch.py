@@ -98,7 +98,7 @@ def _check_target(url: str, refusal: Callable[[str], str]) -> None:
     except ValueError as exc:
         raise FetchError(f"unusable URL: {exc}", permanent=True) from None
     if scheme not in ("http", "https") or not host:
-        raise FetchError(f"not an http(s) URL: {url[:200]!r}", permanent=True)
+        raise FetchError(f"not an http(s) URL (scheme {scheme[:20]!r})", permanent=True)
     why = refusal(url)
     if why:
         raise FetchError(why, permanent=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -210,6 +211,11 @@ def test_per_host_fetch_slots_leave_other_hosts_free() -> None:
     ):
         hanging = [engine.submit(engine.fetch(slow.url(f"/{i}"))) for i in range(4)]
         try:
+            for _ in range(200):  # until both slots of the slow host are taken (10 s at most)
+                if inflight["now"] == 2:
+                    break
+                time.sleep(0.05)
+            assert inflight["now"] == 2
             assert fetch(engine, quick.url("/other")).body == b"quick"
             assert not any(f.done() for f in hanging)
         finally:
