@@ -1,9 +1,17 @@
-"""A small asyncio HTTP/1.1 client for the deliverer's hot path.
+"""A small asyncio HTTP/1.1 client for the hub's outbound requests.
 
 What a hub's outbound requests need and nothing more: keep-alive connections pooled per
-origin, no redirects, no cookies, no decompression, the response body read up to a limit and
-the rest discarded. Names are resolved here and every address is checked against the SSRF
-policy before connecting to that very address, so DNS rebinding cannot get through.
+origin (idle ones swept and capped: :mod:`workers.http11_pool`), no redirects, no cookies, no
+decompression, the response body read up to a limit and the rest discarded (or, for fetches,
+refused past a hard cap). Names are resolved here and every address is checked against the
+SSRF policy before connecting to that very address, so DNS rebinding cannot get through.
+Responses are parsed strictly by llhttp (:mod:`workers.http11_wire`).
+
+Measured CPU per request (``python -m bench.http_parsers``, medians, shared 2-core machine):
+the client process spends 22.5 µs per keep-alive POST with this client against 23.0 µs with
+the hand-written lenient parser it replaced and 60.6 µs through aiohttp's ``ClientSession``;
+parsing alone costs 5.4 µs per delivery response (hand-written 3.7, h11 33.8, bare httptools
+2.3). h11 would have more than doubled the cost of a delivery; see docs/architecture.md.
 """
 
 from __future__ import annotations

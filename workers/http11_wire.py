@@ -6,6 +6,10 @@ llhttp refuses what RFC 9112 forbids and a lenient parser lets through (a four-d
 missing CRLF after a chunk); on top of it only ``Transfer-Encoding: chunked`` is accepted and
 only HTTP/1.0 and 1.1. Bytes nobody asked for (before a request, or after the response) make
 the connection unusable, so a smuggled second response is never read as the next one.
+
+CPU per response parsed (µs, ``python -m bench.http_parsers``, median of 5): delivery 202 5.4,
+20 KB feed 6.2 (Content-Length) / 7.0 (chunked); the hand-written parser this replaced took
+3.7 / 4.2 / 12.8 and h11 33.8 / 50.4 / 65.9.
 """
 
 from __future__ import annotations
