@@ -15,6 +15,7 @@ CPU per response parsed (µs, ``python -m bench.http_parsers``, median of 5): de
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import httptools
 
@@ -77,7 +78,7 @@ class Connection(asyncio.Protocol):
     # --- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
 
     def data_received(self, data: bytes) -> None:
