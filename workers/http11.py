@@ -116,6 +116,8 @@ class Client:
     ) -> Response:
         """One exchange. The body is kept up to ``read_limit`` bytes and the rest discarded;
         with ``max_body``, a body (declared or streamed) over it raises BodyTooLarge instead."""
+        if method.upper() == "HEAD":
+            raise ValueError("HEAD is not supported (the parser would wait for the body)")
         origin, target = split_url(url)
         head = self._head(method, origin, target, headers, body)
         if max_body is not None:

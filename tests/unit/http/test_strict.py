@@ -66,3 +66,12 @@ async def test_extra_bytes_after_a_response_drop_the_connection() -> None:
             second = await c.request("GET", server.url("/second"), {}, None, 100)
     assert (first.body, second.body) == (b"one", b"two")
     assert [(r.target, r.conn) for r in server.requests] == [(b"/first", 1), (b"/second", 2)]
+
+
+@async_test
+async def test_head_requests_refused_before_connecting() -> None:
+    """The response parser cannot be told a response has no body: HEAD is not offered."""
+    async with RawServer(answering(lambda req: http_response(200, b"x"))) as server:
+        with client() as c, pytest.raises(ValueError, match="HEAD"):
+            await c.request("HEAD", server.url(), {}, None, 10)
+    assert server.connections == 0
