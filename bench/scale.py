@@ -40,7 +40,7 @@ import aiohttp
 
 from bench import cgroup, procs
 from bench.hubs import Context
-from bench.scale_common import Env
+from bench.scale_common import Busy, Env
 from bench.scale_extra import chaos, million
 from bench.scale_report import print_summary, summarize
 from bench.scale_roles import deliverers, fetchers, web
@@ -98,6 +98,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--client-concurrency", type=int, default=64)
     p.add_argument("--hub-env", action="append", default=[], metavar="HUB_X=V")
     p.add_argument("--keep-workdir", action="store_true")
+    p.add_argument("--wait-quiet", type=float, default=60.0,
+                   help="before each scenario, wait up to this many seconds until the whole "
+                        "machine is under --quiet-pct busy (0: do not wait)")
+    p.add_argument("--quiet-pct", type=float, default=15.0)
     args = p.parse_args(argv)
     args.counts, args.web_counts = _ints(args.counts), _ints(args.web_counts)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -122,6 +126,7 @@ async def _run(args: argparse.Namespace, env_parts: dict[str, Any]) -> dict[str,
         env = Env(session=session, **env_parts, args=args, log=log)
         for name in args.only:
             log(f"{name}:")
+            quiet = await _wait_quiet(args.wait_quiet, args.quiet_pct)
             started = time.monotonic()
             load = os.getloadavg()[0]
             try:
@@ -130,8 +135,23 @@ async def _run(args: argparse.Namespace, env_parts: dict[str, Any]) -> dict[str,
                 log(f"  {name} FAILED: {exc!r}")
                 env.results[name] = {"error": repr(exc)}
             env.results[name]["seconds"] = round(time.monotonic() - started, 1)
+            env.results[name]["machine_busy_pct_before"] = quiet
             env.results[name]["loadavg_before"] = load
         return env.results
+
+
+async def _wait_quiet(longest: float, below: float) -> float | None:
+    """Wait until the machine (all cores, every process) is under ``below`` % busy over 2 s,
+    ``longest`` seconds at most; the last reading."""
+    deadline = time.monotonic() + longest
+    while True:
+        busy = Busy()
+        await asyncio.sleep(2.0)
+        pct = busy.pct()
+        if pct is None or pct < below or time.monotonic() >= deadline:
+            if pct is not None and pct >= below:
+                log(f"  note: the machine is {pct:.0f}% busy (other work): figures will be noisy")
+            return pct
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,13 +44,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import re
 import sys
 import time
 from collections import defaultdict
-from urllib.parse import parse_qsl, unquote, unquote_to_bytes
+from urllib.parse import unquote_to_bytes
 
+from bench import subscriber_control
 from bench.common import secret_for
 from bench.rawhttp import (
     H_CONNECTION,
@@ -60,15 +60,14 @@ from bench.rawhttp import (
     H_SIGNATURE,
     H_TRANSFER_ENCODING,
     IDLE_SECONDS,
-    JSON_UTF8,
     MAX_BODY,
     R204,
-    TEXT_UTF8,
     BadRequest,
     HttpProtocol,
     dechunk,
     response,
 )
+from bench.subscriber_control import Topic
 
 SEQ = re.compile(rb"urn:bench:entry:(\d+)")
 # X-Hub-Signature algorithm -> (hash constructor, HMAC block size)
@@ -76,21 +75,6 @@ HASHES = {b"sha1": (hashlib.sha1, 64), b"sha256": (hashlib.sha256, 64),
           b"sha384": (hashlib.sha384, 128), b"sha512": (hashlib.sha512, 128)}
 IPAD = bytes(x ^ 0x36 for x in range(256))  # bytes.translate tables
 OPAD = bytes(x ^ 0x5C for x in range(256))
-
-class Topic:
-    __slots__ = ("bad_sig", "deliveries", "last", "out_of_order", "unsigned", "unverified_modes",
-                 "verified", "verify_requests")
-
-    def __init__(self) -> None:
-        self.verified: set[str] = set()
-        self.unverified_modes: dict[str, int] = defaultdict(int)
-        self.bad_sig = 0
-        self.unsigned = 0
-        self.verify_requests = 0  # subscribe verifications answered (a repeat counts again)
-        self.last: dict[str, int] = {}  # callback path -> newest seq delivered to it
-        self.out_of_order = 0  # deliveries older than one the same callback already had
-        # seq -> [count, set(paths), set(delivery ids), [arrival times]]
-        self.deliveries: dict[int, list] = {}
 
 
 class Server:
@@ -231,64 +215,9 @@ class Server:
         return i >= 0 and low[i + 9:low.find(b"\r\n", i + 9)].strip() == b"100-continue"
 
     def handle(self, method: bytes, target: bytes, connection: bytes) -> bytes:
-        """Everything but deliveries."""
-        raw_path, _, query = target.partition(b"?")
-        path = (unquote(raw_path.decode("utf-8", "replace")) if b"%" in raw_path
-                else raw_path.decode("utf-8", "replace"))
-        if path.startswith("/cb/") and method == b"GET":
-            topic = self.topics[path.split("/", 3)[2]]
-            params: dict[str, str] = {}
-            for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-                params.setdefault(k, v)
-            mode = params.get("hub.mode", "")
-            challenge = params.get("hub.challenge")
-            if mode in ("subscribe", "unsubscribe") and challenge is not None:
-                if mode == "subscribe":
-                    topic.verified.add(path)
-                    topic.verify_requests += 1
-                return response(200, challenge.encode(), b"text/plain", connection)
-            topic.unverified_modes[mode] += 1
-            return response(200, connection=connection)
-        head_only = method == b"HEAD"
-        if path.startswith("/_stats/"):
-            topic = self.topics.get(path.split("/")[2]) or Topic()
-            out = {
-                "verified": len(topic.verified),
-                "other_modes": dict(topic.unverified_modes),
-                "bad_signatures": topic.bad_sig,
-                "unsigned": topic.unsigned,
-                "verify_requests": topic.verify_requests,
-                "out_of_order": topic.out_of_order,
-                "seqs": {
-                    str(seq): {"count": r[0], "distinct": len(r[1]), "delivery_ids": len(r[2])}
-                    for seq, r in topic.deliveries.items()
-                },
-            }
-            return response(200, json.dumps(out).encode(), JSON_UTF8, connection, head_only)
-        if path.startswith("/_times/"):
-            _, _, topic_id, seq = path.split("/")
-            topic = self.topics.get(topic_id) or Topic()
-            rec = topic.deliveries.get(int(seq))
-            return response(200, json.dumps(sorted(rec[3]) if rec else []).encode(),
-                            b"application/json", connection, head_only)
-        if path.startswith("/_total/"):  # deliveries of entries >= ?min=<seq>, cheaply
-            topic = self.topics.get(path.split("/")[2]) or Topic()
-            low_seq = int(dict(parse_qsl(query.decode())).get("min", "-1"))
-            recs = [r for seq, r in topic.deliveries.items() if seq >= low_seq]
-            out = {"count": sum(r[0] for r in recs), "distinct": sum(len(r[1]) for r in recs),
-                   "first": min((r[3][0] for r in recs if r[3]), default=None),
-                   "last": max((r[3][-1] for r in recs if r[3]), default=None),  # appended in order
-                   "seqs": len(recs), "out_of_order": topic.out_of_order,
-                   "verify_requests": topic.verify_requests, "verified": len(topic.verified)}
-            return response(200, json.dumps(out).encode(), JSON_UTF8, connection, head_only)
-        if path.startswith("/_forget/"):  # free the memory of a finished topic
-            topic_id = path.split("/")[2]
-            self.topics.pop(topic_id, None)
-            self.callbacks = {k: v for k, v in self.callbacks.items() if v[0] != topic_id}
-            return response(204, connection=connection)
-        if path == "/_health":
-            return response(200, b"ok", TEXT_UTF8, connection, head_only)
-        return response(404, connection=connection)
+        """Everything but deliveries (bench/subscriber_control.py)."""
+        return subscriber_control.handle(self, method, target, connection)
+
 
     async def close_idle(self) -> None:
         while True:
