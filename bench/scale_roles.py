@@ -78,14 +78,20 @@ def _pg_start(env: Env, hub: ScaleHub, measure: bool) -> dict[str, int]:
 def _shared_cost(env: Env, hub: ScaleHub, tap: Tap | None, pg0: dict, deliveries: int
                  ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    out["broker_interruptions"] = hub.log_count("broker connection lost")
     if tap is not None:
-        counted = tap.drain()
-        out["rabbitmq"] = counted
-        keys = [v for k, v in counted.items() if k != "deliver_example"]
-        msgs = sum(v["messages"] for v in keys)
-        body = sum(v["bytes"] for v in keys)
-        out["rabbitmq_per_delivery"] = {"messages": round(msgs / deliveries, 5),
-                                        "body_bytes": round(body / deliveries, 3)}
+        try:
+            counted = tap.drain()
+        except Exception as exc:  # noqa: BLE001 - e.g. the broker was restarted meanwhile
+            out["rabbitmq"] = {"error": repr(exc)}
+            counted = None
+        if counted is not None:
+            out["rabbitmq"] = counted
+            keys = [v for k, v in counted.items() if k != "deliver_example"]
+            msgs = sum(v["messages"] for v in keys)
+            body = sum(v["bytes"] for v in keys)
+            out["rabbitmq_per_delivery"] = {"messages": round(msgs / deliveries, 5),
+                                            "body_bytes": round(body / deliveries, 3)}
     if pg0:
         time.sleep(PG_FLUSH_WAIT)
         pg1 = pg_counters(hub.db_url, hub._pg_db)

@@ -205,6 +205,14 @@ class ScaleHub(BrokerHub):
             out[member.name] = one
         return out
 
+    def log_count(self, text: str) -> int:
+        """Lines containing ``text`` in the logs of every process this hub started."""
+        count = 0
+        for path in (self.ctx.workdir / "logs").glob(f"{self.name}-*.log"):
+            with contextlib.suppress(OSError):
+                count += path.read_text(errors="replace").count(text)
+        return count
+
     def rss_by_process(self) -> dict[str, float]:
         """Peak RSS (VmHWM, MB) of every hub process seen so far, Granian workers one by one."""
         out = {}
