@@ -97,6 +97,7 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_DELIVERY_BATCH_SIZE": ("delivery_batch_size", _positive_int),
     "HUB_PREFETCH": ("prefetch", _positive_int),
     "HUB_VERIFY_PREFETCH": ("verify_prefetch", _positive_int),
+    "HUB_FETCH_PREFETCH": ("fetch_prefetch", _positive_int),
     "HUB_NOTIFICATION_RETENTION": ("notification_retention", _positive_float),
     "HUB_WEB_WORKERS": ("web_workers", _positive_int),
     "HUB_WEB_THREADS": ("web_threads", _positive_int),
@@ -155,6 +156,7 @@ class Settings:
     delivery_batch_size: int = 500
     prefetch: int = 8
     verify_prefetch: int = 256
+    fetch_prefetch: int = 64  # fetch messages taken at once: the fetches that may run together
     notification_retention: float = 7 * 86400.0
     web_workers: int = 2
     web_threads: int = 8
