@@ -168,13 +168,14 @@ class ScaleHub(BrokerHub):
 
     # -- caps and accounting -----------------------------------------------------------------
     def capped_groups(self, role: str) -> list[cgroup.Group]:
-        """The groups that hold a role's working processes (for web: the Granian workers)."""
+        """The groups of a role's processes (for web: Granian's main process and each of its
+        workers, one group each)."""
         out = []
         for member in self.members[role]:
+            if member.group is not None:
+                out.append(member.group)
             if role == "web":
                 out.extend(member.worker_groups.values())
-            elif member.group is not None:
-                out.append(member.group)
         return out
 
     def cap(self, role: str, cpus: float | None) -> None:
