@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench import cgroup
 from bench.hubs import BrokerHub, Context, _clean_env, _get
-from bench.procs import Proc, descendants, free_port, wait_port
+from bench.procs import Proc, cpu_seconds, descendants, free_port, wait_port
 
 ROLES = ("web", "fetcher", "deliverer")
 
@@ -183,19 +183,24 @@ class ScaleHub(BrokerHub):
             group.set_cpus(cpus)
 
     def snapshot(self, role: str) -> dict[str, dict[str, float]]:
-        """Per working process of a role: CPU seconds (/proc), cgroup throttling, counters."""
+        """Per working process of a role: CPU seconds, cgroup throttling, counters.
+
+        ``proc_cpu_s`` is utime+stime from /proc/<pid>/stat (clock ticks); ``cpu_s`` is the
+        group's ``cpuacct.usage`` (nanoseconds, threads included) where there is one, else
+        the /proc figure."""
         out: dict[str, dict[str, float]] = {}
         now = time.monotonic()
         for member in self.members[role]:
             if role == "web":
                 for pid, group in member.worker_groups.items():
-                    from bench.procs import cpu_seconds
-
+                    ticks = cpu_seconds(pid)
                     out[f"{member.name}-{group.name.rsplit('-', 1)[1]}"] = {
-                        "cpu_s": cpu_seconds(pid), "wall_s": now, **group.throttled()}
+                        "cpu_s": _precise(group, ticks), "proc_cpu_s": ticks, "wall_s": now,
+                        **group.throttled()}
                 continue
             text = member.metrics()
-            one = {"cpu_s": member.proc.cpu_seconds(), "wall_s": now,
+            ticks = member.proc.cpu_seconds()
+            one = {"cpu_s": _precise(member.group, ticks), "proc_cpu_s": ticks, "wall_s": now,
                    "deliveries": metric_sum(text, "broker_hub_deliveries_total"),
                    "fetches": metric_sum(text, "broker_hub_fetches_total", any_of=FETCHED),
                    "fetch_messages": metric_sum(text, "broker_hub_fetches_total"),
@@ -224,6 +229,11 @@ class ScaleHub(BrokerHub):
                     key = member.name if pid == member.proc.pid else f"{member.name}-pid{pid}"
                     out[key] = round(kb / 1024, 1)
         return out
+
+
+def _precise(group: cgroup.Group | None, fallback: float) -> float:
+    usage = group.usage_seconds() if group is not None else None
+    return fallback if usage is None else usage
 
 
 def _ppid(pid: int) -> int:
