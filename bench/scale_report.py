@@ -96,7 +96,8 @@ def _fmt(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def print_summary(summary: dict[str, Any], args: Any) -> None:
+def print_summary(summary: dict[str, Any], args: Any, markdown: bool = False) -> None:
+    """The table (``markdown``: as rows for README's "Scaling out" table)."""
     rows: list[tuple[str, ...]] = [("scenario", "figure", "1", "2", "4", "target 2 / 4")]
 
     def row(scenario: str, title: str, figures: dict[str, Any], target: str = "") -> None:
@@ -140,6 +141,9 @@ def print_summary(summary: dict[str, Any], args: Any) -> None:
         row("web", "% of CPU cap used, subscribes", w["subscribe_cap_used_pct"])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, r in enumerate(rows):
+        if markdown:
+            print("| " + " | ".join(r) + " |" + ("\n|" + "---|" * len(r) if i == 0 else ""))
+            continue
         print("  ".join(c.ljust(widths[j]) if j < 2 else c.rjust(widths[j])
                         for j, c in enumerate(r)))
         if i == 0:
@@ -157,3 +161,22 @@ def print_summary(summary: dict[str, Any], args: Any) -> None:
                   f"{s['cpu_us_per_delivery']}, lost {s['lost']}, dup {s['duplicates']}, "
                   f"bytes/subscription {per_sub}, "
                   f"peak RSS MB {s['rss_mb']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.scale_report RESULT.json [--markdown]``: a saved run's table again."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m bench.scale_report")
+    p.add_argument("result", help="bench/results/scale-<timestamp>.json")
+    p.add_argument("--markdown", action="store_true", help="Markdown rows for the README")
+    opts = p.parse_args(argv)
+    data = json.loads(open(opts.result).read())  # noqa: SIM115 - a one-shot read
+    args = argparse.Namespace(**data["args"])
+    print_summary(data["summary"], args, markdown=opts.markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
