@@ -42,7 +42,7 @@ from bench import cgroup, procs
 from bench.hubs import Context
 from bench.scale_common import Busy, Env
 from bench.scale_extra import chaos, million
-from bench.scale_report import print_summary, summarize
+from bench.scale_report import median_summary, print_summary, summarize
 from bench.scale_roles import deliverers, fetchers, web
 from bench.scenario import Servers
 
@@ -97,22 +97,23 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
     p.add_argument("--client-concurrency", type=int, default=64)
     p.add_argument("--hub-env", action="append", default=[], metavar="HUB_X=V")
+    p.add_argument("--runs", type=int, default=1,
+                   help="repeat the scenarios; the summary shows medians over the runs")
     p.add_argument("--keep-workdir", action="store_true")
     p.add_argument("--wait-quiet", type=float, default=60.0,
                    help="before each scenario, wait up to this many seconds until the whole "
                         "machine is under --quiet-pct busy (0: do not wait)")
     p.add_argument("--quiet-pct", type=float, default=15.0)
+    if p.parse_args(argv).quick:  # smaller defaults; options given still win
+        p.set_defaults(subscribers=1_000, publishes=2, topics=300, pings=1_000,
+                       web_subscribes=500, chaos_topics=300, chaos_rounds=2, churn_interval=1.5,
+                       million_small=1_000,
+                       batch_size=100)  # 10 batches of 100: work for 4 deliverers
     args = p.parse_args(argv)
     args.counts, args.web_counts = _ints(args.counts), _ints(args.web_counts)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     if args.million and "million" not in args.only:
         args.only.append("million")
-    if args.quick:
-        args.subscribers, args.publishes, args.topics = 1_000, 2, 300
-        args.batch_size = args.batch_size or 100  # 10 batches: work for 4 deliverers
-        args.pings, args.web_subscribes = 1_000, 500
-        args.chaos_topics, args.chaos_rounds, args.churn_interval = 300, 2, 1.5
-        args.million_small = 1_000
     args.million_size = args.million_size or (20_000 if args.quick else 1_000_000)
     unknown = [s for s in args.only if s not in SCENARIOS]
     if unknown:
@@ -120,24 +121,32 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-async def _run(args: argparse.Namespace, env_parts: dict[str, Any]) -> dict[str, Any]:
+async def _run(args: argparse.Namespace, env_parts: dict[str, Any]) -> list[dict[str, Any]]:
     timeout = aiohttp.ClientTimeout(total=60)
+    runs = []
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        env = Env(session=session, **env_parts, args=args, log=log)
-        for name in args.only:
-            log(f"{name}:")
-            quiet = await _wait_quiet(args.wait_quiet, args.quiet_pct)
-            started = time.monotonic()
-            load = os.getloadavg()[0]
-            try:
-                env.results[name] = await SCENARIOS[name](env)
-            except Exception as exc:  # noqa: BLE001 - reported, the next scenario runs
-                log(f"  {name} FAILED: {exc!r}")
-                env.results[name] = {"error": repr(exc)}
-            env.results[name]["seconds"] = round(time.monotonic() - started, 1)
-            env.results[name]["machine_busy_pct_before"] = quiet
-            env.results[name]["loadavg_before"] = load
-        return env.results
+        for r in range(args.runs):
+            env = Env(session=session, **env_parts, args=args, log=log,
+                      suffix=f"r{r}" if args.runs > 1 else "")
+            runs.append(await _run_once(env, args, r))
+    return runs
+
+
+async def _run_once(env: Env, args: argparse.Namespace, r: int) -> dict[str, Any]:
+    for name in args.only:
+        log(f"{name}{f' (run {r + 1} of {args.runs})' if args.runs > 1 else ''}:")
+        quiet = await _wait_quiet(args.wait_quiet, args.quiet_pct)
+        started = time.monotonic()
+        load = os.getloadavg()[0]
+        try:
+            env.results[name] = await SCENARIOS[name](env)
+        except Exception as exc:  # noqa: BLE001 - reported, the next scenario runs
+            log(f"  {name} FAILED: {exc!r}")
+            env.results[name] = {"error": repr(exc)}
+        env.results[name]["seconds"] = round(time.monotonic() - started, 1)
+        env.results[name]["machine_busy_pct_before"] = quiet
+        env.results[name]["loadavg_before"] = load
+    return env.results
 
 
 async def _wait_quiet(longest: float, below: float) -> float | None:
@@ -194,10 +203,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             import uvloop
 
-            results = uvloop.run(_run(args, parts))
+            runs = uvloop.run(_run(args, parts))
         except ImportError:
-            results = asyncio.run(_run(args, parts))
-        summary = summarize(results)
+            runs = asyncio.run(_run(args, parts))
+        summary = median_summary([summarize(results) for results in runs])
+        results = runs[0] if len(runs) == 1 else {"runs": runs}
         print()
         print_summary(summary, args)
         RESULTS.mkdir(exist_ok=True)

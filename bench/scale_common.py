@@ -31,6 +31,7 @@ class Env:
     log: Callable[[str], None]
     capped: bool  # False: the cgroup quota could not be set (figures are then uncapped)
     results: dict[str, Any] = field(default_factory=dict)
+    suffix: str = ""  # "r<k>" in run k of several: hub names (and so buckets) stay unique
 
     def hub(self, name: str, **kw: Any) -> ScaleHub:
         tunables = {"HUB_DELIVERY_CONCURRENCY": "512", "HUB_DELIVERY_PER_HOST": "512"}
@@ -38,7 +39,7 @@ class Env:
             key, _, value = item.partition("=")
             tunables[key.strip()] = value
         tunables.update(kw.pop("tunables", {}))
-        return ScaleHub(self.ctx, name=name, groups=self.groups, db=self.args.db,
+        return ScaleHub(self.ctx, name=name + self.suffix, groups=self.groups, db=self.args.db,
                         tunables=tunables, **kw)
 
     @property

@@ -88,6 +88,21 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def median_summary(summaries: list[Any]) -> Any:
+    """Medians, figure by figure, of several runs' summaries (the first run's value where a
+    figure is not a number)."""
+    first = summaries[0]
+    if len(summaries) == 1:
+        return first
+    if isinstance(first, dict):
+        return {k: median_summary([s.get(k) for s in summaries if isinstance(s, dict)])
+                for k in first}
+    numbers = [v for v in summaries if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numbers) == len(summaries):
+        return round(statistics.median(numbers), 2)
+    return first
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"
