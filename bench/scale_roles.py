@@ -79,6 +79,7 @@ def _shared_cost(env: Env, hub: ScaleHub, tap: Tap | None, pg0: dict, deliveries
                  ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     out["broker_interruptions"] = hub.log_count("broker connection lost")
+    out["database_deadlocks"] = hub.log_count("DeadlockDetected")
     if tap is not None:
         try:
             counted = tap.drain()
@@ -163,7 +164,10 @@ async def deliverers(env: Env) -> dict[str, Any]:
             log(f"  deliverers={k}: {run['deliveries']}/{expected} delivered, "
                 f"{run['deliveries_per_s']}/s, lost {run['lost']}, dup {run['duplicates']}, "
                 f"out of order {run['out_of_order']}, {run['cpu_us_per_delivery_all']} us/delivery"
-                f", cap used {run['cap_used_pct']}%, machine {machine}% busy")
+                f", cap used {run['cap_used_pct']}%, machine {machine}% busy"
+                + (f"; {run['database_deadlocks']} database deadlock(s), "
+                   f"{run['broker_interruptions']} reconnect(s) in the hub's logs"
+                   if run["database_deadlocks"] or run["broker_interruptions"] else ""))
     finally:
         out["rss_mb"] = hub.rss_by_process()
         hub.stop()
