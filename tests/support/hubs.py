@@ -59,7 +59,7 @@ def build_env(
     bind: str | None = None,
     broker_url: str = "memory://",
     namespace: str | None = None,
-    **overrides: object,
+    **overrides: Any,
 ) -> dict[str, str]:
     """The env of a hub's processes: :data:`DEFAULTS`, then ``overrides`` (``None`` removes).
 
@@ -155,8 +155,10 @@ class RunningHub:
 
     def subscribed(self, topic: str, callback: str, timeout: float = 10.0) -> Subscription:
         """Wait until the subscription is active in the hub's database."""
-        return wait_for(lambda: self.subscription(topic, callback), timeout=timeout,
-                        message=f"subscription of {callback} to {topic}")
+        found = wait_for(lambda: self.subscription(topic, callback), timeout=timeout,
+                         message=f"subscription of {callback} to {topic}")
+        assert found is not None
+        return found
 
     # --- metrics ------------------------------------------------------------------------------
 
@@ -201,7 +203,7 @@ class RunningHub:
                 return self.processes[name]
         return next(iter(self.processes.values()))
 
-    def start(self, role: str, **overrides: object) -> HubProcess:
+    def start(self, role: str, **overrides: Any) -> HubProcess:
         """Start (again) one role's process (``fetcher``, ``deliverer``, ``verifier``,
         ``janitor``, ``poller``) with a fresh metrics port, waited for; an earlier process of
         that role keeps running (stop or kill it first), it is only no longer ``processes[role]``.
@@ -272,7 +274,7 @@ def _pairs(data: Any) -> list[tuple[str, Any]]:
 
 
 @contextlib.contextmanager
-def embedded(tmp: Path, **overrides: object) -> Iterator[RunningHub]:
+def embedded(tmp: Path, **overrides: Any) -> Iterator[RunningHub]:
     """``broker-hub run``: memory transport, SQLite in ``tmp`` (``HUB_DATABASE_URL`` overrides)."""
     env = build_env(database_url=f"sqlite:///{tmp / 'hub.sqlite3'}", **overrides)
     hub = RunningHub("embedded", f"http://{env['HUB_BIND']}/", env, log_dir=tmp)
@@ -286,7 +288,7 @@ def embedded(tmp: Path, **overrides: object) -> Iterator[RunningHub]:
 
 @contextlib.contextmanager
 def split(
-    tmp: Path, roles: tuple[str, ...] = SPLIT_ROLES, **overrides: object
+    tmp: Path, roles: tuple[str, ...] = SPLIT_ROLES, **overrides: Any
 ) -> Iterator[RunningHub]:
     """``broker-hub web`` (``HUB_WEB_WORKERS=2``) and ``roles`` on RabbitMQ (a fresh namespace,
     deleted after) and a fresh PostgreSQL database (unless ``HUB_DATABASE_URL`` is given).
@@ -317,12 +319,12 @@ class HubCache:
     ``HubCache(make_dir, **defaults).get(**overrides) -> Hub``; ``close()`` stops them all.
     """
 
-    def __init__(self, make_dir: Callable[[], Path], **defaults: object) -> None:
+    def __init__(self, make_dir: Callable[[], Path], **defaults: Any) -> None:
         self._make_dir = make_dir
         self._defaults = defaults
         self._hubs: dict[tuple[tuple[str, str], ...], Hub] = {}
 
-    def get(self, **overrides: object) -> Hub:
+    def get(self, **overrides: Any) -> Hub:
         key = tuple(sorted((k, str(v)) for k, v in overrides.items()))
         hub = self._hubs.get(key)
         if hub is not None and hub.process.alive():
