@@ -122,26 +122,27 @@ class RunningHub:
         """POST ``data`` as is, or ``params`` as ``hub.<name>`` form fields (or both)."""
         if params:
             pairs = [(f"hub.{k}", v) for k, v in params.items()]
-            data = pairs if data is None else [*_pairs(data), *pairs]
+            if data is not None:
+                pairs = [*(data.items() if isinstance(data, Mapping) else data), *pairs]
+            data = pairs
         return requests.post(self.url, data=data, headers=headers, timeout=timeout)
 
     def subscribe(self, topic: str, callback: str, **extra: Any) -> requests.Response:
         response = self.post(mode="subscribe", topic=topic, callback=callback, **extra)
-        if self.check_status:
-            assert response.status_code == 202, response.text
-        return response
+        return self._checked(response, 202)
 
     def unsubscribe(self, topic: str, callback: str, **extra: Any) -> requests.Response:
         response = self.post(mode="unsubscribe", topic=topic, callback=callback, **extra)
-        if self.check_status:
-            assert response.status_code == 202, response.text
-        return response
+        return self._checked(response, 202)
 
     def publish(self, *topics: str, **kwargs: Any) -> requests.Response:
+        """``hub.mode=publish`` with one ``hub.url`` per topic (``headers=``, ``timeout=``)."""
         data = [("hub.mode", "publish")] + [("hub.url", t) for t in topics]
-        response = self.post(data, **kwargs)
+        return self._checked(self.post(data, **kwargs), 204)
+
+    def _checked(self, response: requests.Response, status: int) -> requests.Response:
         if self.check_status:
-            assert response.status_code == 204, response.text
+            assert response.status_code == status, response.text
         return response
 
     def healthy(self) -> bool:
@@ -167,9 +168,11 @@ class RunningHub:
         return requests.get(self.url + "metrics", timeout=10).text
 
     def metrics_urls(self) -> dict[str, str]:
-        """``/metrics`` of the front and of every running role, by role."""
+        """``/metrics`` of the front and of every running role, by role (a replaced process
+        that still runs as ``<role>-<pid>``)."""
         urls = {"front": self.url + "metrics"}
-        for name, proc in self.processes.items():
+        running = [*self.processes.items(), *((f"{p.command}-{p.pid}", p) for p in self.retired)]
+        for name, proc in running:
             if proc.command not in FRONTS and proc.alive():
                 urls[name] = f"http://127.0.0.1:{proc.env['HUB_METRICS_PORT']}/metrics"
         return urls
@@ -269,10 +272,6 @@ class Hub(RunningHub):
                          log_dir, check_status=False)
 
 
-def _pairs(data: Any) -> list[tuple[str, Any]]:
-    return list(data.items()) if isinstance(data, Mapping) else list(data)
-
-
 @contextlib.contextmanager
 def embedded(tmp: Path, **overrides: Any) -> Iterator[RunningHub]:
     """``broker-hub run``: memory transport, SQLite in ``tmp`` (``HUB_DATABASE_URL`` overrides)."""
@@ -329,6 +328,8 @@ class HubCache:
         hub = self._hubs.get(key)
         if hub is not None and hub.process.alive():
             return hub
+        if hub is not None:
+            hub.close(print_logs=False)
         tmp = self._make_dir()
         env = build_env(database_url=f"sqlite:///{tmp / 'hub.sqlite3'}",
                         **{**self._defaults, **overrides})
