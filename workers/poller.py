@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_PAGES_PER_POLL = 20  # a backlog pages through in one go (1,000,000 entries), lease renewed
+ROUND_ENTRIES = 1000  # journal entries per notification: a 50,000-entry page is 50 rounds
 MAX_BACKOFF = 300.0  # seconds between polls of a failing journal, at most
 RETENTION_EVERY = 300.0
 
@@ -114,20 +115,20 @@ class Poller(Role):
                 self._observe(last, caught_up=True, newest=None)
                 self._count("unchanged")
                 return
-            round_ = Round(self.source, last, page.last_serial_seen, tuple(page.changes))
-            published = publish_round(s, round_)
-            s.storage.advance_source(
-                self.source, round_.until, s.clock(), caught_up=not page.more
-            )
+            for round_ in rounds(self.source, last, page):
+                published = publish_round(s, round_)
+                done = not page.more and round_.until == page.last_serial_seen
+                s.storage.advance_source(self.source, round_.until, s.clock(), caught_up=done)
+                s.metrics.source_entries.labels(self.source, "published").inc(published.entries)
+                newest = max((c.timestamp for c in round_.changes), default=None)
+                self._observe(round_.until, caught_up=done, newest=newest)
+                logger.info(
+                    "%s: serials %d..%d: %d entries, %d notifications",
+                    self.source, round_.since + 1, round_.until, published.entries,
+                    published.notifications,
+                )  # fmt: skip
+                last = round_.until
             self._count("changed")
-            s.metrics.source_entries.labels(self.source, "published").inc(published.entries)
-            newest = max((c.timestamp for c in page.changes), default=None)
-            self._observe(round_.until, caught_up=not page.more, newest=newest)
-            logger.info(
-                "%s: serials %d..%d: %d entries, %d notifications",
-                self.source, last + 1, round_.until, published.entries, published.notifications,
-            )  # fmt: skip
-            last = round_.until
             if not page.more:
                 return
             s.storage.claim_source(self.source, self.holder, s.clock(), self.lease_ttl)
@@ -236,6 +237,24 @@ class Poller(Role):
         )
         if dropped:
             logger.info("%s: %d journal entries past retention dropped", self.source, dropped)
+
+
+def rounds(source: str, last: int, page: Page) -> list[Round]:
+    """The page cut into rounds of at most ROUND_ENTRIES changes, chained since -> until; the
+    last round ends at the page's last serial (bad entries at its end included). The cuts
+    depend only on ``last`` and the page, so a page read again after a crash gives the same
+    rounds (and the same notification keys)."""
+    cuts: list[Round] = []
+    since = last
+    changes = page.changes
+    for start in range(0, max(len(changes), 1), ROUND_ENTRIES):
+        chunk = tuple(changes[start : start + ROUND_ENTRIES])
+        final = start + ROUND_ENTRIES >= len(changes)
+        until = page.last_serial_seen if final else chunk[-1].serial
+        assert until is not None
+        cuts.append(Round(source, since, until, chunk))
+        since = until
+    return cuts
 
 
 SPEC = RoleSpec(
