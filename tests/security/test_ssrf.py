@@ -126,6 +126,7 @@ def test_every_redirect_hop_of_a_fetch_is_checked(tmp_path, publisher, monkeypat
     from broker_hub.services import Services
     from broker_hub.storage import Storage
     from workers.fetcher import Fetcher
+    from workers.http_engine import HttpEngine
 
     monkeypatch.setattr(netguard, "is_forbidden_ip", lambda address: str(address) == "127.0.0.2")
     target = f"http://127.0.0.2:{publisher.port}/private.xml"
@@ -136,13 +137,16 @@ def test_every_redirect_hop_of_a_fetch_is_checked(tmp_path, publisher, monkeypat
     messaging = Messaging("memory://", namespace="hop")
     metrics = Metrics()
     settings = Settings(allow_private_addresses=False)
-    fetcher = Fetcher(Services(settings, storage, messaging, metrics))
+    engine = HttpEngine(settings)
+    engine.start()
+    fetcher = Fetcher(Services(settings, storage, messaging, metrics), engine=engine)
     storage.activate(topic, "https://mirror.example/cb", None, 3600, time.time())
     seq = storage.record_ping(topic).seq
     fetcher.handle(FetchTopic(topic=topic, seq=seq, pinged_at=time.time()))
     assert [f["path"] for f in publisher.fetches()] == ["/hop.xml"]
     assert metrics.fetches.labels("refused")._value.get() == 1
     assert metrics.fetches.labels("changed")._value.get() == 0
+    engine.stop()
     messaging.close()
     storage.close()
 
