@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from broker_hub.signing import verify_signature
-from tests.integration.hubs import RunningHub, embedded_hub, poll
 from tests.support.fake_pypi import FakePyPIClient, running_fake_pypi
+from tests.support.hubs import RunningHub, embedded, poll
 from tests.support.subscriber import SubscriberClient
 
 SECRET = "mirror-secret"
@@ -38,7 +38,7 @@ def bridge_env(index_url: str, **overrides: str) -> dict[str, str]:
 @pytest.fixture
 def bridge(tmp_path: Path, fake_pypi: tuple[str, FakePyPIClient]) -> Iterator[RunningHub]:
     """``broker-hub run`` with the poller watching the fake index."""
-    with embedded_hub(tmp_path, **bridge_env(fake_pypi[0])) as hub:
+    with embedded(tmp_path, **bridge_env(fake_pypi[0])) as hub:
         yield hub
 
 

@@ -7,9 +7,9 @@ import itertools
 
 import requests
 
-from tests.integration.hubs import RunningHub, quiet_period
 from tests.pypi.conftest import follow, pushes, serials, wait_pushes
 from tests.support.fake_pypi import FakePyPIClient
+from tests.support.hubs import RunningHub, quiet_period
 from tests.support.subscriber import SubscriberClient
 
 
