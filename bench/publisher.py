@@ -73,6 +73,7 @@ class ManyTopics:
         self.ok: dict[tuple[int, int], int] = {}  # (topic, version) -> GETs answered 200
         self.got: dict[tuple[int, int], int] = {}  # (topic, version) -> GETs (200 or 304)
         self.gets = self.not_modified = 0
+        self.last_get = 0.0  # time.time() of the newest GET
 
     def render(self, i: int, v: int, self_url: str) -> bytes:
         entries = "".join(
@@ -85,12 +86,13 @@ class ManyTopics:
                 f'</updated><link rel="self" href="{self_url}"/><link rel="hub" href="{self.hub}"/>'
                 f"{entries}</feed>").encode()
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, float]:
         current = sum(1 for (i, v) in self.ok if self.version.get(i, 0) == v)
         return {"n": self.n, "gets": self.gets, "ok": sum(self.ok.values()),
                 "not_modified": self.not_modified, "fetched_current": current,
                 "double_fetches": sum(1 for c in self.ok.values() if c > 1),
                 "extra_gets": sum(c - 1 for c in self.got.values() if c > 1),
+                "last_get": self.last_get,
                 "changed": len(self.version)}
 
 
@@ -148,6 +150,7 @@ def app() -> web.Application:
         if not 0 <= i < many.n:
             return web.Response(status=404)
         many.gets += 1
+        many.last_get = time.time()
         v = many.version.get(i, 0)
         many.got[(i, v)] = many.got.get((i, v), 0) + 1
         etag = f'"{i}-{v}"'

@@ -45,6 +45,8 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         out["fetchers"] = {
             "seconds_to_last_delivery": {k: r["seconds_to_last_delivery"] for k, r in f.items()},
             "fetches_per_s": {k: r["fetches_per_s"] for k, r in f.items()},
+            "seconds_to_last_fetch": {k: r.get("seconds_to_last_fetch") for k, r in f.items()},
+            "fetch_ratio_to_last_fetch": _ratios(f, "fetches_per_s_to_last_fetch"),
             "ratio": _ratios(f, "fetches_per_s"),
             "cpu_us_per_fetch_median_process": {
                 k: _median_us(r["cpu_us_per_fetch"]) for k, r in f.items()},
@@ -137,6 +139,8 @@ def print_summary(summary: dict[str, Any], args: Any, markdown: bool = False) ->
         row("fetchers", "s to last delivery", f["seconds_to_last_delivery"])
         row("fetchers", "fetches/s", f["fetches_per_s"])
         row("fetchers", "ratio to 1", f["ratio"], f"{t[2]}x / {t[4]}x")
+        row("fetchers", "s to last fetch (GET)", f["seconds_to_last_fetch"])
+        row("fetchers", "ratio to 1, to last fetch", f["fetch_ratio_to_last_fetch"])
         row("fetchers", "CPU us/fetch (median process)", f["cpu_us_per_fetch_median_process"])
         row("fetchers", "lost / dup / double fetches", {
             k: f"{f['lost'][k]}/{f['duplicates'][k]}/{f['double_fetches'][k]}"

@@ -232,6 +232,10 @@ async def fetchers(env: Env) -> dict[str, Any]:
                 "pings_per_s_uncapped_web": round(t / ping_s, 1),
                 "seconds_to_last_delivery": round(seconds, 3),
                 "fetches_per_s": round(t / seconds, 1) if seconds > 0 else None,
+                # the fetchers' own pace: to the last GET the publisher answered
+                "seconds_to_last_fetch": round(fetched["last_get"] - t0, 3),
+                "fetches_per_s_to_last_fetch": round(t / (fetched["last_get"] - t0), 1)
+                if fetched["last_get"] > t0 else None,
                 "deliveries": late["distinct"], "lost": 2 * t - late["distinct"],
                 "duplicates": late["count"] - late["distinct"],
                 "double_fetches": fetched["double_fetches"], "extra_gets": fetched["extra_gets"],
@@ -243,7 +247,8 @@ async def fetchers(env: Env) -> dict[str, Any]:
             run.update(await asyncio.to_thread(_shared_cost, env, hub, tap, pg0, 2 * t))
             tap.close()
             out["runs"][str(k)] = run
-            log(f"  fetchers={k}: last delivery {seconds:.2f}s after resume, "
+            log(f"  fetchers={k}: last fetch {run['seconds_to_last_fetch']}s, last delivery "
+                f"{seconds:.2f}s after resume, "
                 f"{run['fetches_per_s']} fetches/s, lost {run['lost']}, dup {run['duplicates']}, "
                 f"double fetches {run['double_fetches']}, {run['cpu_us_per_fetch_all']} us/fetch"
                 f", cap used {run['cap_used_pct']}%, machine {machine}% busy")
