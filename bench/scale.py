@@ -76,6 +76,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=0,
                    help="deliverers: HUB_DELIVERY_BATCH_SIZE (0: the hub's default, 500)")
     p.add_argument("--topics", type=int, default=10_000, help="fetchers: distinct topics")
+    p.add_argument("--fetch-deliverers", type=int, default=2,
+                   help="fetchers: uncapped deliverers delivering what they fetch")
     p.add_argument("--pings", type=int, default=5_000, help="web: pings per worker count")
     p.add_argument("--web-subscribes", type=int, default=3_000,
                    help="web: subscriptions per worker count")

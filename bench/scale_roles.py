@@ -186,7 +186,7 @@ async def fetchers(env: Env) -> dict[str, Any]:
     try:
         hub.start()
         hub.scale("fetcher", max(args.counts))  # uncapped for the set-up; scaled down after
-        hub.scale("deliverer", 2)
+        hub.scale("deliverer", args.fetch_deliverers)
         await post(env, f"{pub}/_many", hub=hub.hub_url, n=t)
         topics = [f"{pub}/t/{i}.xml" for i in range(t)]
         pings = ping_bodies(topics)
