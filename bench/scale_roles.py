@@ -251,7 +251,10 @@ async def fetchers(env: Env) -> dict[str, Any]:
                 f"{seconds:.2f}s after resume, "
                 f"{run['fetches_per_s']} fetches/s, lost {run['lost']}, dup {run['duplicates']}, "
                 f"double fetches {run['double_fetches']}, {run['cpu_us_per_fetch_all']} us/fetch"
-                f", cap used {run['cap_used_pct']}%, machine {machine}% busy")
+                f", cap used {run['cap_used_pct']}%, machine {machine}% busy"
+                + (f"; {run['database_deadlocks']} database deadlock(s), "
+                   f"{run['broker_interruptions']} reconnect(s) in the hub's logs"
+                   if run["database_deadlocks"] or run["broker_interruptions"] else ""))
     finally:
         out["rss_mb"] = hub.rss_by_process()
         hub.stop()
