@@ -95,6 +95,8 @@ async def chaos(env: Env) -> dict[str, Any]:
             "notifications": notifications, "expected_notifications": t * (rounds + 1),
             "topics_notified_more_than_once_per_change": twice,
             "restarts": len(out["events"]),
+            "database_deadlocks": hub.log_count("DeadlockDetected"),
+            "broker_interruptions": hub.log_count("broker connection lost"),
         })
         log(f"  chaos: {out['restarts']} restarts; lost {out['lost']}, duplicate deliveries "
             f"{out['duplicate_deliveries']}, verified twice "

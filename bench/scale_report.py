@@ -78,7 +78,8 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             "restarts", "expected_deliveries", "delivered", "lost", "duplicate_deliveries",
             "out_of_order", "subscriptions_verified_twice", "double_fetches", "extra_gets",
             "notifications", "expected_notifications",
-            "topics_notified_more_than_once_per_change")}
+            "topics_notified_more_than_once_per_change", "database_deadlocks",
+            "broker_interruptions")}
     m = results.get("million", {}).get("sizes")
     if m:
         out["million"] = {n: {
