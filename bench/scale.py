@@ -43,7 +43,8 @@ from bench.hubs import Context
 from bench.scale_common import Busy, Env
 from bench.scale_extra import chaos, million
 from bench.scale_report import median_summary, print_summary, summarize
-from bench.scale_roles import deliverers, fetchers, web
+from bench.scale_roles import deliverers, fetchers
+from bench.scale_web import web
 from bench.scenario import Servers
 
 REPO = Path(__file__).resolve().parent.parent
