@@ -1,4 +1,4 @@
-"""The per-role scaling scenarios: 1 / 2 / 4 capped deliverers, fetchers, web workers."""
+"""The per-role scaling scenarios: 1 / 2 / 4 capped deliverers and fetchers (web: scale_web.py)."""
 
 from __future__ import annotations
 
