@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test rabbitmq lint bench clean
+.PHONY: help venv run test rabbitmq mirror-tools lint bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,12 +27,15 @@ run: venv ## run web + fetcher + deliverer in one process (memory broker, SQLite
 	@echo "make run: HUB_ALLOW_PRIVATE_ADDRESSES=true (loopback/private topics and callbacks allowed, for trying the hub on one machine)"
 	HUB_ALLOW_PRIVATE_ADDRESSES=true $(BIN)/broker-hub run
 
-test: venv rabbitmq ## lint, then the whole test suite (needs RabbitMQ and PostgreSQL on 127.0.0.1)
+test: venv rabbitmq mirror-tools ## lint, then the whole test suite (needs RabbitMQ and PostgreSQL on 127.0.0.1)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
 rabbitmq: ## make sure RabbitMQ answers on 127.0.0.1:5672 (installs/starts it if needed; also pokes PostgreSQL)
 	bash scripts/ensure-rabbitmq.sh
+
+mirror-tools: ## devpi-server, proxpi, bandersnatch in .tools-venv/ (for tests/mirror and the bench)
+	bash scripts/install-mirror-tools.sh
 
 lint: venv ## ruff check
 	$(BIN)/ruff check .

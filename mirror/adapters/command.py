@@ -1,8 +1,8 @@
 """A command template, e.g. ``--exec 'bandersnatch -c /etc/bandersnatch.conf sync {projects}'``.
 
-The template is split with shlex once; ``{projects}`` (a whole argument) becomes one argument per
-project and ``{project}`` runs the command once per project. It runs as an argument list, never
-through a shell, and only validated normalized names reach it.
+The template is split with shlex once; ``{projects}`` (a whole argument) becomes one argument
+per project; ``{project}`` (anywhere in an argument) runs the command once per project. It runs
+as an argument list, never through a shell, and only validated normalized names reach it.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ def split_template(template: str) -> list[str]:
     argv = shlex.split(template)
     if not argv:
         raise ValueError("the command template is empty")
-    if "{projects}" not in argv and "{project}" not in argv:
-        raise ValueError("the command template needs a {projects} or {project} argument")
+    if "{projects}" not in argv and not any("{project}" in a for a in argv):
+        raise ValueError("the command template needs a {projects} argument or {project}")
     return argv
 
 
@@ -48,7 +48,7 @@ class CommandAdapter:
         if "{projects}" in self.argv:
             i = self.argv.index("{projects}")
             return [self.argv[:i] + names + self.argv[i + 1:]]
-        return [[name if a == "{project}" else a for a in self.argv] for name in names]
+        return [[a.replace("{project}", name) for a in self.argv] for name in names]
 
     def trigger(self, changes: list[Change]) -> None:
         for argv in self.commands(changes):

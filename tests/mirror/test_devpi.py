@@ -154,3 +154,21 @@ def test_410_from_catch_up_runs_the_full_sync(devpi, index_url, hub, pypi, agent
     assert 'broker_hub_mirror_full_syncs_total{outcome="ok"} 1.0' in text
     assert "full sync is needed" in mirror.log()
     assert "FULL SYNC NEEDED" not in mirror.status()
+
+
+def test_agent_waits_until_the_index_serves_the_serial(devpi, index_url, hub, pypi, agent,
+                                                       tmp_path):
+    """A push beating the CDN purge: refreshing at once would cache the stale page again."""
+    before = pypi.release("Lagging_Cdn", "1.0")[-1]
+    warm(devpi, "lagging-cdn")
+    mirror = agent(*devpi_args(devpi, index_url, hub))
+    hub.wait_subscribed()
+    pypi.cdn_lag(10)  # longer than the agent's re-trigger checks (0.25 + 0.5 + ... + 4 s)
+    try:
+        until = pypi.release("Lagging_Cdn", "1.1")[-1]
+        assert hub.push(hub.firehose(), before, until) == [202]
+        mirror.wait_synced(timeout=90)
+    finally:
+        pypi.cdn_lag(0)
+    assert downloadable(devpi, "lagging-cdn", "1.1", tmp_path)
+    assert mirror.metric("broker_hub_mirror_sync_failures_total") == 0
