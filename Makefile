@@ -40,8 +40,9 @@ mirror-tools: ## devpi-server, proxpi, bandersnatch in .tools-venv/ (for tests/m
 lint: venv ## ruff check
 	$(BIN)/ruff check .
 
-bench: venv ## run the benchmarks (python -m bench)
+bench: venv mirror-tools ## run the benchmarks (python -m bench, then python -m bench.mirror)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.mirror
 
 clean: ## remove caches, build artefacts and var/ (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache .hypothesis build dist var
