@@ -53,6 +53,7 @@ class Agent:
         self.session.headers["User-Agent"] = config.user_agent
         self.metrics = metrics or MirrorMetrics()
         self.state = State(config.state_path)
+        self.metrics.watch(self.state.count)
         self._stop = threading.Event()
         self._wake_reader = threading.Event()
         self._wake_syncer = threading.Event()
@@ -121,4 +122,5 @@ class Agent:
         self.server.shutdown()
         for thread in self._threads:
             thread.join(timeout)
-        self.state.close()
+        if not any(thread.is_alive() for thread in self._threads):
+            self.state.close()  # else a sync still runs: the process exit ends it

@@ -52,9 +52,9 @@ def create_app(state: State, metrics: MirrorMetrics, *, wake: threading.Event | 
     @app.post("/callback/<token>")
     def push(token: str) -> Response:
         sub = state.by_token(token)
-        if sub is None:
+        if sub is None:  # 410 Gone: the hub ends a subscription we no longer have
             metrics.notifications.labels("unknown").inc()
-            return _text("no such subscription", 404)
+            return _text("no such subscription", 410)
         body = request.get_data(cache=False)
         header = request.headers.get("X-Hub-Signature", "")
         if not header or not verify_signature(sub.secret, body, header):

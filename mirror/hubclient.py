@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import urljoin
 
 import requests
 
@@ -65,4 +66,5 @@ def catch_up(session: requests.Session, topic: str, since: int,
         except BadNotification as exc:
             raise HubError(f"catch-up {answer.url}: {exc}") from None
         yield page
-        url, params = page.next_url, None
+        url = urljoin(answer.url, page.next_url) if page.next_url else None
+        params = None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -70,6 +70,14 @@ class MirrorMetrics:
                                 "--allow/--deny", registry=r)
         self.gave_up = Counter("broker_hub_mirror_gave_up", "projects that failed every "
                                "attempt (listed in the state's failed table)", registry=r)
+
+    def watch(self, count: Callable[[str], int]) -> None:
+        """Gauges read at scrape time from the state file (``State.count``)."""
+        for table, text in (("inbox", "pushes accepted, not read yet"),
+                            ("pending", "changed projects waiting for their sync"),
+                            ("failed", "projects that failed every attempt")):
+            gauge = Gauge(f"broker_hub_mirror_{table}", text, registry=self.registry)
+            gauge.set_function(lambda table=table: count(table))
 
     def synced(self, project: str, seconds: float) -> None:
         self.syncs.inc()

@@ -161,7 +161,9 @@ def test_callback_checks_signature_and_body(tmp_path: Path):
     state = State(str(tmp_path / "s.sqlite"))
     state.want_topics(["t"])
     (sub,) = state.subscriptions()
-    client = create_app(state, MirrorMetrics()).test_client()
+    metrics = MirrorMetrics()
+    metrics.watch(state.count)
+    client = create_app(state, metrics).test_client()
     good = body(entry(2, "A", "file_added", "a.whl"))
     sign = {"X-Hub-Signature": signature_header(sub.secret, good), "X-Hub-Delivery-Id": "n.1",
             "X-Hub-Sequence": "1"}
@@ -175,4 +177,6 @@ def test_callback_checks_signature_and_body(tmp_path: Path):
     assert client.post(f"/callback/{sub.token}", data=good, headers=sign).status_code == 202
     assert client.post(f"/callback/{sub.token}", data=good, headers=sign).status_code == 200
     assert state.count("inbox") == 1
+    assert client.post("/callback/no-such-token", data=good, headers=sign).status_code == 410
+    assert b"broker_hub_mirror_inbox 1.0" in client.get("/metrics").data
     assert client.get("/status").data.startswith(b"subscriptions 0/1 active; inbox 1")
