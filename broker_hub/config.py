@@ -96,6 +96,13 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_VERIFY_RATE_PER_HOST": ("verify_rate_per_host", int),
     "HUB_FETCH_RATE_PER_HOST": ("fetch_rate_per_host", int),
     "HUB_TRUSTED_PROXIES": ("trusted_proxies", int),
+    "HUB_PYPI_URL": ("pypi_url", str),
+    "HUB_PYPI_POLL_INTERVAL": ("pypi_poll_interval", _positive_float),
+    "HUB_PYPI_USER_AGENT": ("pypi_user_agent", str),
+    "HUB_PYPI_TIMEOUT": ("pypi_timeout", _positive_float),
+    "HUB_PYPI_FALLBACK_AFTER": ("pypi_fallback_after", _positive_float),
+    "HUB_PYPI_RETENTION": ("pypi_retention", _positive_float),
+    "HUB_PYPI_START_SERIAL": ("pypi_start_serial", int),
     "HUB_NAMESPACE": ("namespace", str),
     "HUB_LOG_LEVEL": ("log_level", str),
 }
@@ -144,6 +151,13 @@ class Settings:
     verify_rate_per_host: int = 600  # verification/denial GETs per callback host per minute
     fetch_rate_per_host: int = 600  # topic fetches per topic host per minute; 0: unlimited
     trusted_proxies: int = 0  # reverse proxies whose X-Forwarded-For names the client; 0: none
+    pypi_url: str = ""  # the index whose journal the poller watches (https://pypi.org); "": off
+    pypi_poll_interval: float = 5.0
+    pypi_user_agent: str = "broker-hub PyPI bridge (set HUB_PYPI_USER_AGENT to your contact)"
+    pypi_timeout: float = 60.0  # one XML-RPC call, connect to last byte (a page is <= 50,000)
+    pypi_fallback_after: float = 120.0  # journal failing this long: RSS updates.xml, degraded
+    pypi_retention: float = 7 * 86400.0  # journal entries kept for catch-up
+    pypi_start_serial: int = -1  # the first poll starts here; < 0: at the index's newest serial
     namespace: str = "broker_hub"  # prefix of every exchange and queue name
     log_level: str = "INFO"
 
@@ -175,6 +189,10 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def pypi_enabled(self) -> bool:
+        return bool(self.pypi_url)
 
     @property
     def host(self) -> str:

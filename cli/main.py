@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _on_signals(first: Callable[[], None]) -> None:
     """SIGTERM/SIGINT once: ``first()`` (graceful stop). Twice: exit at once."""
-    received = []
+    received: list[int] = []
 
     def handler(signum: int, frame: object) -> None:
         if received:

@@ -76,5 +76,6 @@ def _replay(messaging: Messaging, body: bytes | str) -> bool:
     target = _TARGET.get(type(original))
     if target is None:
         return False
-    messaging.publisher.publish(dataclasses.replace(original, attempt=1), target)
+    again = dataclasses.replace(original, attempt=1)  # type: ignore[arg-type]
+    messaging.publisher.publish(again, target)
     return True

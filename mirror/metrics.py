@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -77,7 +78,7 @@ class MirrorMetrics:
                             ("pending", "changed projects waiting for their sync"),
                             ("failed", "projects that failed every attempt")):
             gauge = Gauge(f"broker_hub_mirror_{table}", text, registry=self.registry)
-            gauge.set_function(lambda table=table: count(table))
+            gauge.set_function(functools.partial(count, table))
 
     def synced(self, project: str, seconds: float) -> None:
         self.syncs.inc()

@@ -102,8 +102,11 @@ class Deliverer(Role):
         else:
             assert isinstance(msg, DeliverOne)
             sub = self.storage.subscription(msg.subscription_id)
-            due = sub is not None and sub.expires_at > self.clock()
-            if not due or sub.delivered_upto >= msg.notification_id:
+            if (
+                sub is None
+                or sub.expires_at <= self.clock()
+                or sub.delivered_upto >= msg.notification_id
+            ):
                 self.metrics.deliveries.labels(_mirror(sub), "dropped").inc()
                 subs = []
             else:
@@ -116,6 +119,7 @@ class Deliverer(Role):
         if not subs:
             inbound.ack()
             return
+        assert job.notification is not None
         self.jobs += 1
         logger.debug(
             "notification %d: %d deliveries start %.1f ms after the ping",

@@ -15,11 +15,12 @@ import urllib3
 
 from broker_hub import feeds, netguard, topology
 from broker_hub.errors import PermanentError, TransientError
-from broker_hub.messages import DeliverBatch, FetchTopic, to_body
+from broker_hub.messages import FetchTopic, to_body
 from broker_hub.ratelimit import Pacer, host_key
 from broker_hub.services import Services
-from broker_hub.storage import Notification, TopicState
+from broker_hub.storage import TopicState
 from broker_hub.urls import host_label
+from workers.fanout import fan_out
 from workers.inbound import Inbound
 from workers.role import Consume, RetryPolicy, Role, RoleSpec
 
@@ -190,7 +191,7 @@ class Fetcher(Role):
     ) -> None:
         now = self.clock()
         digest = hashlib.sha256(fetched.body).hexdigest()
-        save = dict(
+        save: dict[str, Any] = dict(
             fetched_seq=claim,
             etag=fetched.etag,
             last_modified=fetched.last_modified,
@@ -219,7 +220,6 @@ class Fetcher(Role):
         notification = self.storage.add_notification(
             msg.topic, fetched.content_type, body, msg.pinged_at, now
         )
-        assert notification is not None  # no dedupe key: always stored
         fan_out(self.storage, self.publisher, notification, now, self.settings.delivery_batch_size)
         # Only now, with every batch confirmed by the broker, is the new state recorded.
         self.storage.save_fetch(msg.topic, entries=entries, **save)
@@ -231,24 +231,6 @@ class Fetcher(Role):
             (self.clock() - msg.pinged_at) * 1000,
         )
 
-
-
-def fan_out(
-    storage: Any, publisher: Any, notification: Notification, now: float, batch_size: int
-) -> int:
-    """Queue a notification's delivery to every active subscription of its topic: one broker
-    message per batch of ``batch_size`` subscriptions (never one per delivery), sent page by
-    page so the first batch leaves before the last range is known. Returns the batches."""
-    batches = 0
-    for first_id, last_id in storage.id_ranges(notification.topic, now, batch_size):
-        publisher.publish(
-            DeliverBatch(
-                notification.id, notification.topic, first_id, last_id, notification.pinged_at
-            ),
-            topology.DELIVER,
-        )
-        batches += 1
-    return batches
 
 
 SPEC = RoleSpec(

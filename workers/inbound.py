@@ -104,7 +104,7 @@ class Inbound:
             ok = self.park_message(message, reason, attempts=attempt, **where)
             return "parked" if ok else "requeued"
         delay = backoff_delay(attempt, policy.backoff_base)
-        again = dataclasses.replace(message, attempt=attempt + 1)  # type: ignore[type-var]
+        again = dataclasses.replace(message, attempt=attempt + 1)  # type: ignore[arg-type]
         return "retried" if self.later(again, delay) else "requeued"
 
     def park_unreadable(self, reason: str) -> None:

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from broker_hub.config import Settings
-from broker_hub.messages import Message
 
 if TYPE_CHECKING:
     from workers.context import WorkerContext
     from workers.inbound import Inbound
 
-Handler = Callable[[Message, "Inbound"], None]
+# a handler takes one of the message types its Consume accepts
+Handler = Callable[[Any, "Inbound"], None]
 
 
 @dataclass(frozen=True)

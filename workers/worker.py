@@ -145,7 +145,11 @@ class Worker:
         return consumer
 
     def _dispatch(
-        self, role: Role, consume: Consume, raw: KombuMessage, errors: tuple[type, ...]
+        self,
+        role: Role,
+        consume: Consume,
+        raw: KombuMessage,
+        errors: tuple[type[BaseException], ...],
     ) -> None:
         inbound = Inbound(raw, consume.target, self.messaging.publisher)
         try:

@@ -11,8 +11,12 @@ from broker_hub.storage.backends import Backend, backend_for
 from broker_hub.storage.notifications import NotificationQueries
 from broker_hub.storage.records import (
     FetchClaim,
+    NewNotification,
     Notification,
     PingRecord,
+    ProjectMark,
+    SourceState,
+    SubscribedTopic,
     Subscription,
     TopicState,
     TopicSummary,
@@ -25,14 +29,19 @@ from broker_hub.storage.schema import (
     add_column,
     statements,
 )
+from broker_hub.storage.sources import SourceQueries
 from broker_hub.storage.topics import TopicQueries
 from broker_hub.urls import host_label
 
 __all__ = [
     "FetchClaim",
+    "NewNotification",
     "Notification",
     "PingRecord",
+    "ProjectMark",
+    "SourceState",
     "Storage",
+    "SubscribedTopic",
     "Subscription",
     "TopicState",
     "TopicSummary",
@@ -57,7 +66,7 @@ def _subscription(row: tuple) -> Subscription:
     )
 
 
-class Storage(TopicQueries, NotificationQueries):
+class Storage(TopicQueries, NotificationQueries, SourceQueries):
     """The SQL implementation of :class:`broker_hub.storage.api.Store` (a topic's pings and
     fetches: :class:`TopicQueries`; notifications: :class:`NotificationQueries`).
     Thread-safe: each thread gets its own connection."""
@@ -215,6 +224,22 @@ class Storage(TopicQueries, NotificationQueries):
             "SELECT 1 FROM subscriptions WHERE topic = ? AND expires_at > ? LIMIT 1", (topic, now)
         ).fetchone()
         return row is not None
+
+    def subscribed_topics(self, topics: Iterable[str], now: float) -> dict[str, SubscribedTopic]:
+        """Which of ``topics`` have active subscriptions, with the span of their ids."""
+        found: dict[str, SubscribedTopic] = {}
+        names = sorted(set(topics))
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            rows = self.backend.execute(
+                "SELECT topic, MIN(id), MAX(id), COUNT(*) FROM subscriptions "
+                f"WHERE topic IN ({', '.join('?' * len(chunk))}) AND expires_at > ? "
+                "GROUP BY topic",
+                (*chunk, now),
+            ).fetchall()
+            for topic, first, last, count in rows:
+                found[topic] = SubscribedTopic(topic, int(first), int(last), int(count))
+        return found
 
     def topics_summary(self, limit: int = 50) -> list[TopicSummary]:
         """Topics with their active subscriptions and last fetch time, for the status page."""

@@ -54,6 +54,16 @@ class Notification:
 
 
 @dataclass(frozen=True)
+class NewNotification:
+    """A notification to store: ``key`` (optional) makes storing it idempotent per topic."""
+
+    topic: str
+    content_type: str
+    body: bytes
+    key: str | None = None
+
+
+@dataclass(frozen=True)
 class VerifiedChange:
     """A verified intent to apply: subscribe (create or renew) or unsubscribe."""
 
@@ -71,3 +81,34 @@ class TopicSummary:
     url: str
     subscriptions: int
     fetched_at: float | None
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """A source index the hub watches (PyPI): where its journal has been read to."""
+
+    name: str
+    last_serial: int | None  # None: never polled (the first poll starts at the newest serial)
+    retained_from: int | None  # entries with a serial above this are all kept (catch-up)
+    caught_up_at: float | None  # the last time a poll found nothing newer
+    failing_since: float | None  # the journal has failed since then (None: it works)
+    last_error: str | None
+    rss_state: str | None  # the RSS fallback's memory (JSON)
+
+
+@dataclass(frozen=True)
+class ProjectMark:
+    """A project of a source: its newest serial, and the ``until`` its topic was last told."""
+
+    last_serial: int
+    notified_until: int | None
+
+
+@dataclass(frozen=True)
+class SubscribedTopic:
+    """A topic with active subscriptions: their ids span [first_id, last_id]."""
+
+    topic: str
+    first_id: int
+    last_id: int
+    count: int

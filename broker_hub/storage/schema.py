@@ -42,6 +42,34 @@ TABLES = [
         created_at {real} NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS notifications_created ON notifications (created_at)",
+    """CREATE TABLE IF NOT EXISTS sources (
+        name TEXT PRIMARY KEY,
+        last_serial BIGINT,
+        retained_from BIGINT,
+        lease_holder TEXT,
+        lease_until {real} NOT NULL DEFAULT 0,
+        caught_up_at {real},
+        failing_since {real},
+        last_error TEXT,
+        rss_state TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS source_entries (
+        source TEXT NOT NULL,
+        serial BIGINT NOT NULL,
+        project TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        PRIMARY KEY (source, serial)
+    )""",
+    "CREATE INDEX IF NOT EXISTS source_entries_project ON source_entries (source, project, serial)",
+    "CREATE INDEX IF NOT EXISTS source_entries_created ON source_entries (created_at)",
+    """CREATE TABLE IF NOT EXISTS source_projects (
+        source TEXT NOT NULL,
+        project TEXT NOT NULL,
+        last_serial BIGINT NOT NULL,
+        notified_until BIGINT,
+        PRIMARY KEY (source, project)
+    )""",
     """CREATE TABLE IF NOT EXISTS topic_sequences (
         topic TEXT PRIMARY KEY,
         last BIGINT NOT NULL

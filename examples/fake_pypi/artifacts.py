@@ -15,7 +15,7 @@ import tarfile
 import zipfile
 
 _NORMALIZE = re.compile(r"[-_.]+")
-VALID_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+VALID_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE)
 _FIXED_DATE = (2024, 1, 1, 0, 0, 0)
 _FIXED_MTIME = 1704067200
 

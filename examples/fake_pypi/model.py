@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +86,6 @@ class Index:
         self._seed = seed
         self.cdn_lag = 0.0
         self.reset()
-        if state_path is not None and state_path.exists():
-            self._load(json.loads(state_path.read_text()))
 
     def reset(self) -> None:
         self.projects: dict[str, Project] = {}
@@ -287,32 +284,3 @@ class Index:
                     written += len(self._add_file(project, version, "wheel"))
             round_ += 1
         return written
-
-    # --- persistence -----------------------------------------------------------------------
-
-    def save(self) -> None:
-        if self.state_path is None:
-            return
-        projects = {
-            key: {**asdict(p), "releases": {
-                v: {**asdict(r), "files": [
-                    {k: x for k, x in asdict(f).items() if k != "_content"} for f in r.files]}
-                for v, r in p.releases.items()}}
-            for key, p in self.projects.items()
-        }
-        state = {"serial": self.serial, "journal": self.journal, "projects": projects}
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        tmp.replace(self.state_path)
-
-    def _load(self, state: dict[str, Any]) -> None:
-        self.serial = state["serial"]
-        self.journal = state["journal"]
-        for key, raw in state["projects"].items():
-            releases = raw.pop("releases")
-            project = self.projects[key] = Project(**raw)
-            for version, rel in releases.items():
-                files = [File(**f) for f in rel.pop("files")]
-                project.releases[version] = Release(**rel, files=files)
-                for file in files:
-                    self.files[package_path(file.filename)] = (key, version, file)

@@ -6,13 +6,13 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
-from email.utils import formatdate
+from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from . import artifacts, pages, rpc
+from . import artifacts, pages, persist, rpc
 from .control import dispatch
 from .model import ControlError, Index, Release
 
@@ -26,6 +26,8 @@ class FakePyPIServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], *, state_path: Path | None = None) -> None:
         super().__init__(address, Handler)
         self.index = Index(state_path=state_path)
+        if state_path is not None and state_path.exists():
+            persist.load(self.index, json.loads(state_path.read_text()))
         self.faults = rpc.Faults()
 
 
@@ -167,7 +169,11 @@ class Handler(BaseHTTPRequestHandler):
         etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
         headers = {"ETag": etag, "Last-Modified": formatdate(index_mtime(index), usegmt=True),
                    "Cache-Control": "max-age=60, public"}
-        if etag in [t.strip() for t in self.headers.get("If-None-Match", "").split(",")]:
+        match = self.headers.get("If-None-Match")
+        if match is not None:
+            if etag in [t.strip() for t in match.split(",")]:
+                return self._send(304, b"", headers)
+        elif _not_modified_since(self.headers.get("If-Modified-Since"), index_mtime(index)):
             return self._send(304, b"", headers)
         self._send(200, body, headers, "text/xml; charset=utf-8")
 
@@ -210,7 +216,7 @@ class Handler(BaseHTTPRequestHandler):
                 with index.lock:
                     result = dispatch(index, self.server.faults, path[len("/_control/"):],
                                       request)
-                    index.save()
+                    persist.save(index)
                 return self._json(200, result)
             except json.JSONDecodeError as exc:
                 return self._json(400, {"error": f"body is not JSON: {exc}"})
@@ -219,6 +225,15 @@ class Handler(BaseHTTPRequestHandler):
             except (KeyError, TypeError, ValueError) as exc:
                 return self._json(400, {"error": f"bad control request: {exc!r}"})
         self._send(404, b"not found\n")
+
+
+def _not_modified_since(header: str | None, mtime: float) -> bool:
+    if not header:
+        return False
+    try:
+        return int(mtime) <= parsedate_to_datetime(header).timestamp()
+    except (TypeError, ValueError):
+        return False
 
 
 def index_mtime(index: Index) -> float:

@@ -204,6 +204,9 @@ def test_rss_feeds_have_no_guid_and_answer_304(index: tuple[str, FakePyPIClient]
     etag = answer.headers["ETag"]
     again = requests.get(f"{base}/rss/updates.xml", headers={"If-None-Match": etag}, timeout=10)
     assert again.status_code == 304 and again.content == b""
+    since = requests.get(f"{base}/rss/updates.xml", timeout=10,
+                         headers={"If-Modified-Since": answer.headers["Last-Modified"]})
+    assert since.status_code == 304
     pypi.release("alpha", "1.1")
     changed = requests.get(f"{base}/rss/updates.xml", headers={"If-None-Match": etag}, timeout=10)
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
