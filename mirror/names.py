@@ -1,24 +1,14 @@
-"""Project names: PEP 503 normalisation and the validity check for names put on a command line."""
+"""Project names (the core's PEP 503 / PEP 508 helpers) and the operator's allow/deny filter."""
 
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Sequence
 
-_RUNS = re.compile(r"[-_.]+")
-# PEP 508 names: letters, digits, and . _ - inside (never first or last).
-_VALID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,198}[A-Za-z0-9])?$")
+from broker_hub.pypi.names import is_valid_name as is_valid
+from broker_hub.pypi.names import normalize
 
-
-def normalize(name: str) -> str:
-    """The PEP 503 normalized form: lower case, every run of ``-_.`` one ``-``."""
-    return _RUNS.sub("-", name).lower()
-
-
-def is_valid(name: str) -> bool:
-    """True for a valid project name (safe as one command-line argument: never starts with -)."""
-    return bool(_VALID.match(name))
+__all__ = ["NameFilter", "is_valid", "normalize"]
 
 
 class NameFilter:

@@ -22,23 +22,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
+from broker_hub.pypi.changes import classify
+from broker_hub.pypi.names import normalize
 from broker_hub.signing import signature_header
-from mirror.names import normalize
-
-KINDS = (("create", "project_created"), ("new release", "release_created"),
-         ("remove file", "file_removed"), ("remove release", "release_removed"),
-         ("remove project", "project_removed"), ("yank release", "yanked"),
-         ("unyank release", "unyanked"))
 
 
 def entry(raw: list) -> dict:
     name, version, timestamp, action, serial = raw
-    kind = next((k for prefix, k in KINDS if action.startswith(prefix)), "other")
-    filename = None
-    if action.startswith("add ") and " file " in action:
-        kind, filename = "file_added", action.split(" file ", 1)[1]
-    elif kind == "file_removed":
-        filename = action.split(" file ", 1)[1]
+    kind, filename = classify(action)
     return {"serial": serial, "project": name, "normalized": normalize(name),
             "version": version, "action": action, "kind": kind, "filename": filename,
             "timestamp": timestamp}
