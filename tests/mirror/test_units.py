@@ -180,3 +180,24 @@ def test_callback_checks_signature_and_body(tmp_path: Path):
     assert client.post("/callback/no-such-token", data=good, headers=sign).status_code == 410
     assert b"broker_hub_mirror_inbox 1.0" in client.get("/metrics").data
     assert client.get("/status").data.startswith(b"subscriptions 0/1 active; inbox 1")
+
+
+def test_projects_file_and_flags_become_topics(tmp_path: Path):
+    import argparse
+
+    from mirror.cli import add_parser, config_from
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    listing = tmp_path / "projects.txt"
+    listing.write_text("# the ones we serve\nDjango\nrequests  # HTTP\n\nZope.Interface\n")
+    args = parser.parse_args(["mirror", "--hub", "https://hub.example/", "--callback-url",
+                              "http://me:8390/", "--projects-file", str(listing),
+                              "--project", "Django", "--bind", "0.0.0.0:9000"])
+    config = config_from(args)
+    assert config.topics == [f"https://hub.example/pypi/project/{n}"
+                             for n in ("django", "requests", "zope-interface")]
+    assert (config.host, config.port) == ("0.0.0.0", 9000)
+    firehose = config_from(parser.parse_args(["mirror", "--hub", "https://hub.example",
+                                              "--callback-url", "http://me/"]))
+    assert firehose.topics == ["https://hub.example/pypi/changes"]
