@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -47,7 +48,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--releases", type=int, default=30, help="releases measured")
     p.add_argument("--poll-interval", type=float, default=1.0, help="HUB_PYPI_POLL_INTERVAL")
     p.add_argument("--hub", choices=["auto", "real", "standin"], default="auto")
-    p.add_argument("--pause", type=float, default=0.5, help="seconds between releases")
+    p.add_argument("--pause", type=float, default=None,
+                   help="seconds between releases (default: random in [0, poll interval], so "
+                   "releases do not lock onto the poller's phase)")
     return p.parse_args(argv)
 
 
@@ -129,7 +132,8 @@ def run(args: argparse.Namespace) -> dict:
             wait_for(lambda v=version: _lists(devpi, v), timeout=120, interval=0.02,
                      message=f"devpi to list {PROJECT} {version}")
             latencies.append(time.monotonic() - t0)
-            time.sleep(args.pause)
+            time.sleep(args.pause if args.pause is not None
+                       else random.uniform(0, args.poll_interval))
         last = f"1.{args.releases}"
         ok = pip_download("bench-mirror-pkg", last, devpi.url + "/+simple/",
                           Path(tempfile.mkdtemp())).returncode == 0
