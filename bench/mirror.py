@@ -68,13 +68,18 @@ def _real_hub(index_url: str, poll: float) -> HubProcess | None:
            "HUB_RATE_LIMIT_PER_MINUTE": "0", "HUB_VERIFY_RATE_PER_HOST": "0",
            "HUB_FETCH_RATE_PER_HOST": "0", "HUB_LOG_LEVEL": "WARNING"}
     hub = start_hub("run", env, wait_health_url=f"http://127.0.0.1:{port}/healthz")
-    try:
-        answer = requests.get(f"http://127.0.0.1:{port}/pypi/changes", timeout=10)
-        if answer.headers.get("Content-Type", "").startswith("application/json"):
-            return hub
-        log(f"the hub has no PyPI bridge yet (GET /pypi/changes: {answer.status_code})")
-    except (requests.RequestException, ValueError) as exc:
-        log(f"the hub has no PyPI bridge yet ({exc})")
+    deadline = time.monotonic() + 30  # the topic answers once the poller read the index once
+    what = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            answer = requests.get(f"http://127.0.0.1:{port}/pypi/changes", timeout=10)
+            if answer.headers.get("Content-Type", "").startswith("application/json"):
+                return hub
+            what = f"GET /pypi/changes: {answer.status_code}"
+        except requests.RequestException as exc:
+            what = str(exc)
+        time.sleep(0.5)
+    log(f"the hub has no PyPI bridge ({what})")
     hub.stop()
     return None
 
