@@ -1,4 +1,5 @@
-"""Fixtures of the mirror tests: the fake index and devpi once per module, agents per test."""
+"""Fixtures of the mirror tests: the fake index and devpi once per session (every test uses its
+own project names), a stand-in hub and agents per test."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ from tests.support.fake_pypi import FakePyPIClient, start_fake_pypi
 from tests.support.processes import Server, wait_for
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fake_index() -> Iterator[Server]:
     server = start_fake_pypi()
     yield server
     server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def index_url(fake_index: Server) -> str:
     return fake_index.url("").rstrip("/")
 
@@ -32,7 +33,7 @@ def pypi(index_url: str) -> FakePyPIClient:
     return FakePyPIClient(index_url)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def devpi(index_url: str) -> Iterator[Tool]:
     tool = start_devpi(index_url)
     yield tool
