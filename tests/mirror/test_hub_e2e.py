@@ -142,3 +142,35 @@ def test_downtime_is_caught_up_from_the_real_hub(hub_env, spawn_hub, index_url, 
         assert 'broker_hub_mirror_catchups_total{outcome="ok"}' in text
     finally:
         second.stop()
+
+
+def test_a_410_from_the_real_hub_runs_the_full_sync(hub_env, spawn_hub, index_url, pypi,
+                                                    devpi, tmp_path):
+    """Down longer than the hub retains (here: the hub came back with an empty database)."""
+    marker = tmp_path / "full-sync-ran"
+    pypi.release("Hub_Gone", "1.0")
+    first_hub = pypi_hub(hub_env, spawn_hub, index_url,
+                         HUB_DATABASE_URL=f"sqlite:///{tmp_path / 'hub-a.sqlite3'}")
+    state, port = tmp_path / "agent.sqlite", free_port()
+    args = ("--hub", hub_env.hub_url, "--index", index_url, "--devpi", devpi.url,
+            "--coalesce-seconds", "0.2", "--full-sync", f"touch {marker}")
+    first = start_agent(state, *args, port=port)
+    try:
+        wait_for(lambda: first.status().startswith("subscriptions 1/1 active"), timeout=30)
+        pypi.release("Hub_Gone", "1.1")
+        wait_for(lambda: first.metric("broker_hub_mirror_syncs_total") >= 1, timeout=60)
+    finally:
+        first.kill()
+    first_hub.stop()
+    pypi.release("Hub_Gone", "1.2")
+    pypi_hub(hub_env, spawn_hub, index_url,
+             HUB_DATABASE_URL=f"sqlite:///{tmp_path / 'hub-b.sqlite3'}")
+    second = start_agent(state, *args, port=port)
+    try:
+        wait_for(marker.exists, timeout=60, message=f"the full sync ({second.log()[-2000:]})")
+        text = requests.get(second.url + "/metrics", timeout=10).text
+        assert 'broker_hub_mirror_catchups_total{outcome="gone"} 1.0' in text
+        assert "keeps the journal only after serial" in second.log()  # the hub's explanation
+        wait_for(lambda: "FULL SYNC NEEDED" not in second.status(), timeout=30)
+    finally:
+        second.stop()
