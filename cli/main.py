@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 
 from broker_hub.config import ConfigError, Settings, documented_variables
+from mirror import cli as mirror_cli
 
 EXIT_OK = 0
 EXIT_CONFIG = 2  # a HUB_* variable has a value the hub cannot use
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     parked = sub.add_parser("parked", help="inspect, replay or purge parked notifications")
     parked.add_argument("action", choices=["list", "replay", "purge"])
     parked.add_argument("--limit", type=int, default=1000, help="at most this many messages")
+    mirror_cli.add_parser(sub)  # the agent beside a mirror (mirror/cli.py): needs no hub settings
     return parser
 
 
@@ -63,6 +65,8 @@ def _on_signals(first: Callable[[], None]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "mirror":
+        return mirror_cli.mirror_command(args)
     try:
         settings = Settings.from_env(os.environ)
     except ConfigError as exc:
