@@ -49,6 +49,13 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _queue_type(value: str) -> str:
+    value = value.strip().lower()
+    if value not in ("classic", "quorum"):
+        raise ValueError("must be classic or quorum")
+    return value
+
+
 def _bind(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit():
@@ -93,6 +100,9 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_FETCH_RATE_PER_HOST": ("fetch_rate_per_host", int),
     "HUB_TRUSTED_PROXIES": ("trusted_proxies", int),
     "HUB_NAMESPACE": ("namespace", str),
+    "HUB_QUEUE_TYPE": ("queue_type", _queue_type),
+    "HUB_QUEUE_DELIVERY_LIMIT": ("queue_delivery_limit", _positive_int),
+    "HUB_MIRROR_LABELS_MAX": ("mirror_labels_max", _positive_int),
     "HUB_LOG_LEVEL": ("log_level", str),
 }
 
@@ -136,6 +146,9 @@ class Settings:
     fetch_rate_per_host: int = 600  # topic fetches per topic host per minute; 0: unlimited
     trusted_proxies: int = 0  # reverse proxies whose X-Forwarded-For names the client; 0: none
     namespace: str = "broker_hub"  # prefix of every exchange and queue name
+    queue_type: str = "classic"  # work queues: classic, or quorum (replicated)
+    queue_delivery_limit: int = 20  # quorum: redeliveries before a message is dead-lettered
+    mirror_labels_max: int = 50  # mirrors with their own `mirror` label; the rest: other
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:

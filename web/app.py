@@ -60,7 +60,7 @@ def create_app(
         "settings": settings,
         "storage": storage,
         "messaging": messaging,
-        "metrics": metrics or Metrics(),
+        "metrics": metrics or Metrics(process="web"),
         # Per process: each web worker process keeps its own buckets.
         "rate_limiter": RateLimiter(settings.rate_limit_per_minute),
     }

@@ -1,14 +1,28 @@
-"""Health, metrics and a status page. Secrets and callback URLs are never shown."""
+"""Health, metrics and the status page (HTML and JSON). Secrets, userinfo, callback URLs and
+response bodies are never shown: the status views come from :mod:`broker_hub.opsview`."""
 
 from __future__ import annotations
 
-import html
 import os
+import threading
 import time
+from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, jsonify
+
+from broker_hub import metrics as metrics_module
+from broker_hub.opsview import Snapshot, read_queue_depths, take_snapshot
+from web import status_page
 
 blueprint = Blueprint("pages", __name__)
+SNAPSHOT_TTL = 5.0  # seconds a snapshot is reused: scrapes and page loads read the DB that often
+
+
+@blueprint.record_once
+def _count_web_worker(state: Any) -> None:
+    ext = state.app.extensions.get("broker_hub")
+    if ext is not None:
+        ext["metrics"].web_workers.set(1)
 
 
 @blueprint.route("/healthz")
@@ -28,28 +42,38 @@ def metrics() -> Response:
     for state, value in counts.items():
         ext["metrics"].subscriptions.labels(state).set(value)
     # several web processes: PROMETHEUS_MULTIPROC_DIR (set by `broker-hub web`) sums their values
-    body = ext["metrics"].render(multiprocess_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        metrics_module.clean_dead_processes(directory)  # workers Granian restarted
+    collector = metrics_module.SnapshotCollector(_snapshot)
+    body = ext["metrics"].render(multiprocess_dir=directory, extra=[collector])
     return Response(body, mimetype="text/plain; version=0.0.4")
 
 
 @blueprint.route("/status")
 def status() -> Response:
-    storage = current_app.extensions["broker_hub"]["storage"]
-    counts = storage.count_subscriptions(time.time())
-    rows = "".join(
-        f"<tr><td>{html.escape(topic)}</td><td>{subs}</td><td>{_ago(fetched)}</td></tr>"
-        for topic, subs, fetched in storage.topics_summary()
-    )
-    body = (
-        "<!doctype html><title>broker-hub status</title><h1>broker-hub</h1>"
-        f"<p>{counts['active']} active subscriptions, {counts['expired']} expired.</p>"
-        "<table><tr><th>topic</th><th>subscriptions</th><th>last fetch</th></tr>"
-        f"{rows}</table>"
-    )
-    return Response(body, mimetype="text/html")
+    return Response(status_page.render(_snapshot(), time.time()), mimetype="text/html")
 
 
-def _ago(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "never"
-    return f"{max(0, int(time.time() - timestamp))} s ago"
+@blueprint.route("/status.json")
+def status_json() -> Response:
+    return jsonify(_snapshot().as_json())
+
+
+def _snapshot() -> Snapshot:
+    """The latest snapshot of this process, taken again when older than SNAPSHOT_TTL."""
+    app = current_app
+    cache = app.extensions.setdefault("broker_hub_status", {"lock": threading.Lock()})
+    with cache["lock"]:
+        snap = cache.get("snapshot")
+        now = time.time()
+        if snap is None or now - snap.taken_at > SNAPSHOT_TTL:
+            ext = app.extensions["broker_hub"]
+            messaging = ext["messaging"]
+            snap = cache["snapshot"] = take_snapshot(
+                ext["storage"],
+                now,
+                queue_depths=lambda: read_queue_depths(messaging),
+                mirror_limit=ext["settings"].mirror_labels_max,
+            )
+        return snap

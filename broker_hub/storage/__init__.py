@@ -5,9 +5,12 @@ SQLite by default; PostgreSQL when several machines share it. Same SQL, chosen b
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 
 from broker_hub.storage.backends import Backend, backend_for
+from broker_hub.storage.health import HealthQueries, MirrorHealth, MirrorResult, TopicRow
+from broker_hub.storage.migrations import migrate
 from broker_hub.storage.records import (
     FetchClaim,
     Notification,
@@ -15,18 +18,20 @@ from broker_hub.storage.records import (
     Subscription,
     TopicState,
 )
-from broker_hub.storage.schema import ADDED_COLUMNS, COLUMNS_QUERY, add_column, statements
 from broker_hub.storage.topics import TopicQueries
 from broker_hub.urls import host_label
 
-__all__ = ["FetchClaim", "Notification", "PingRecord", "Storage", "Subscription", "TopicState"]
+__all__ = [
+    "FetchClaim", "MirrorHealth", "MirrorResult", "Notification", "PingRecord", "Storage",
+    "Subscription", "TopicRow", "TopicState",
+]
 
 _SUB_COLUMNS = (
     "id, topic, callback, secret, lease_seconds, expires_at, delivered_upto, callback_host"
 )
 
 
-class Storage(TopicQueries):
+class Storage(TopicQueries, HealthQueries):
     """Every query the hub makes (a topic's pings and fetches: :class:`TopicQueries`).
     Thread-safe: each thread gets its own connection."""
 
@@ -37,17 +42,10 @@ class Storage(TopicQueries):
     def from_url(cls, url: str) -> Storage:
         return cls(backend_for(url))
 
-    def create_schema(self) -> None:
-        """Create what is missing: tables, indexes, and columns added since a table's first
-        release (so a database made by an older version keeps working)."""
-        dialect = self.backend.dialect
-        with self.backend.transaction():
-            for statement in statements(dialect):
-                self.backend.execute(statement)
-            for table, column, definition in ADDED_COLUMNS:
-                present = self.backend.execute(COLUMNS_QUERY[dialect], (table,)).fetchall()
-                if column not in {row[0] for row in present}:
-                    self.backend.execute(add_column(dialect, table, column, definition))
+    def create_schema(self) -> list[int]:
+        """Bring the schema up to date (:mod:`broker_hub.storage.migrations`): a database
+        made by an older version keeps working. Returns the migration steps applied."""
+        return migrate(self.backend, time.time())
 
     def ping(self) -> None:
         """Raise when the database does not answer."""
