@@ -13,9 +13,9 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 missing=()
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-command -v prometheus >/dev/null 2>&1 || [[ " ${missing[*]-} " == *" prometheus "* ]] \
-    || missing+=(prometheus)
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+    missing+=(prometheus)
+fi
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if ((${#missing[@]} == 0)); then
