@@ -126,7 +126,12 @@ def _run_embedded(settings: Settings) -> int:
 def _run_web(settings: Settings) -> int:
     # Several worker processes: prometheus_client sums their metrics through files in this
     # directory. It must be set before prometheus_client is first imported.
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="broker-hub-prom-"))
+    directory = os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="broker-hub-prom-")
+    )
+    from broker_hub.metrics import reset_multiprocess_dir
+
+    reset_multiprocess_dir(directory)  # files of an earlier run must not count
     from broker_hub.storage import Storage
     from cli.web_server import serve_granian
 

@@ -32,6 +32,7 @@ from broker_hub.messages import (
     as_record,
 )
 from broker_hub.metrics import Metrics
+from broker_hub.opsview import error_class
 from broker_hub.retry import (
     DELIVERED,
     GONE,
@@ -39,7 +40,7 @@ from broker_hub.retry import (
     backoff_delay,
     classify_delivery,
 )
-from broker_hub.storage import Notification, Storage, Subscription
+from broker_hub.storage import MirrorResult, Notification, Storage, Subscription
 from workers.consumer import park, settle
 from workers.distribution import Distribution
 from workers.http_engine import HttpEngine
@@ -84,6 +85,7 @@ class Deliverer:
         self._done: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._notifications: OrderedDict[int, Notification] = OrderedDict()
         self._latency_children: dict[str, Any] = {}
+        self._mirror_results: list[MirrorResult] = []  # for /status and mirror health
         # concurrency per batch message, so that `prefetch` batches fill the connection pool
         self._batch_workers = max(8, settings.delivery_concurrency // settings.prefetch)
 
@@ -182,9 +184,13 @@ class Deliverer:
         outcome = classify_delivery(attempt)
         if outcome == DELIVERED:
             delivered.append((sub.id, notification.id))
+            self._mirror_results.append(MirrorResult(sub.mirror, True, attempt.status))
         elif outcome == GONE:
             self.storage.remove_by_id(sub.id)
         else:
+            failure = error_class(attempt.status, attempt.error)
+            self._mirror_results.append(MirrorResult(sub.mirror, False, attempt.status, failure))
+            self.metrics.delivery_failures.labels(sub.mirror, failure).inc()
             outcome = self._retry_delivery(job, sub, attempt, pinged_at)
         self.metrics.deliveries.labels(sub.mirror, outcome).inc()
         job.remaining -= 1
@@ -241,6 +247,9 @@ class Deliverer:
             if job.remaining == 0:
                 finished.append(job)
         self.storage.mark_delivered(delivered)
+        if self._mirror_results:
+            results, self._mirror_results = self._mirror_results, []
+            self.storage.record_mirror_results(results, self.clock())
         for job in finished:
             settle(job.raw, ack=not job.unrecorded)
             self.in_flight -= 1
