@@ -41,7 +41,23 @@ def _parser() -> argparse.ArgumentParser:
     parked = sub.add_parser("parked", help="inspect, replay or purge parked notifications")
     parked.add_argument("action", choices=["list", "replay", "purge"])
     parked.add_argument("--limit", type=int, default=1000, help="at most this many messages")
+    parked.add_argument("--mirror", help="only messages for this mirror (callback host[:port])")
+    parked.add_argument("--topic", help="only messages of this topic URL")
+    parked.add_argument("--older-than", type=_age, metavar="AGE",
+                        help="only messages parked longer ago than AGE (seconds, or 30m, 2h, 1d)")
+    status = sub.add_parser("status", help="the /status summary: mirrors, backlog, parked")
+    status.add_argument("--json", action="store_true", help="print /status.json instead")
+    sub.add_parser("migrate", help="apply the database schema migrations, then exit")
     return parser
+
+
+def _age(text: str) -> float:
+    from cli.parked import parse_age
+
+    try:
+        return parse_age(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _on_signals(first: Callable[[], None]) -> None:
@@ -70,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
     )
+    if args.command == "migrate":
+        from cli.migrate import migrate_command
+
+        return migrate_command(settings)
+    if args.command == "status":
+        from cli.status import status_command
+
+        return status_command(settings, args.json)
     if args.command != "run" and settings.broker_url.startswith("memory://"):
         print(
             "broker-hub: HUB_BROKER_URL=memory:// only works with 'broker-hub run' "
@@ -80,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "parked":
         from cli.parked import parked_command
 
-        return parked_command(settings, args.action, args.limit)
+        return parked_command(settings, args.action, args.limit, mirror=args.mirror,
+                              topic=args.topic, older_than=args.older_than)
     try:
         return COMMANDS[args.command](settings)
     except ConfigError as exc:

@@ -18,8 +18,22 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
 fi
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
+# RabbitMQ's Prometheus endpoint (127.0.0.1:15692, the dashboard's rabbitmq_* metrics).
+enable_rabbitmq_prometheus() {
+    if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/15692" 2>/dev/null; then
+        return 0
+    fi
+    export PATH="$PATH:/usr/sbin:/sbin"
+    if command -v rabbitmq-plugins >/dev/null 2>&1; then
+        say "enabling rabbitmq_prometheus"
+        "${SUDO[@]}" timeout 120 rabbitmq-plugins enable rabbitmq_prometheus \
+            || say "could not enable rabbitmq_prometheus (is RabbitMQ running? make rabbitmq)"
+    fi
+}
+
 if ((${#missing[@]} == 0)); then
     say "promtool, prometheus and chromium are installed"
+    enable_rabbitmq_prometheus
     exit 0
 fi
 
@@ -34,4 +48,5 @@ if command -v systemctl >/dev/null 2>&1; then
 fi
 command -v promtool >/dev/null 2>&1 || die "promtool not on PATH after installing prometheus"
 command -v chromium >/dev/null 2>&1 || die "chromium not on PATH after installing chromium"
+enable_rabbitmq_prometheus
 say "installed: $(promtool --version 2>&1 | head -1); $(chromium --version 2>/dev/null)"
