@@ -21,6 +21,7 @@ from broker_hub.messages import (
     MessageError,
     Parked,
     VerifyIntent,
+    as_record,
     from_body,
 )
 
@@ -88,7 +89,7 @@ def parked_command(
                 raw = bound.get(no_ack=False, accept=["json"])
                 if raw is None:
                     break
-                parked = _read(raw.body)
+                parked = _read(raw.body, raw.headers or {})
                 if not selected.matches(parked, now):
                     continue  # left unacked: back on the queue when the channel closes
                 if action == "list":
@@ -110,12 +111,25 @@ def parked_command(
     return EXIT_OK
 
 
-def _read(body: bytes | str) -> Parked | None:
+def _read(body: bytes | str, headers: dict) -> Parked | None:
+    """The parked record; a message the broker dead-lettered itself (a quorum queue's
+    delivery limit) is shown and replayed like one the hub parked."""
     try:
-        parked = from_body(body)
+        message = from_body(body)
     except MessageError:
         return None
-    return parked if isinstance(parked, Parked) else None
+    if isinstance(message, Parked):
+        return message
+    deaths = headers.get("x-death") or [{}]
+    death = deaths[0] if isinstance(deaths[0], dict) else {}
+    when = death.get("time")
+    return Parked(
+        reason=f"dead-lettered by the broker: {death.get('reason', 'unknown')}",
+        original=as_record(message),
+        parked_at=float(when.timestamp()) if hasattr(when, "timestamp") else 0.0,
+        topic=getattr(message, "topic", "") or "",
+        attempts=int(death.get("count", 0) or 0),
+    )
 
 
 def _describe(body: bytes | str, parked: Parked | None) -> str:
