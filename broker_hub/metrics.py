@@ -24,6 +24,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
     multiprocess,
+    values,
 )
 from prometheus_client.core import GaugeMetricFamily
 
@@ -129,15 +130,37 @@ class Metrics:
             "broker_hub_web_workers", "Live web worker processes (summed over them).",
             registry=r, multiprocess_mode="livesum",
         )
-        # The PyPI bridge (issue 10): set by the poller role; `source` is the index host.
-        self.source_lag = Gauge(
-            "broker_hub_source_lag_seconds",
-            "How far the newest change the hub published is behind the source index.",
-            ["source"], registry=r, multiprocess_mode="mostrecent",
+        self.handler_errors = Counter(
+            "broker_hub_handler_errors_total",
+            "Unexpected errors of a role's message handler or periodic task.",
+            ["role"],
+            registry=r,
         )
         self.source_serial = Gauge(
-            "broker_hub_source_serial", "The newest source serial the hub has seen.",
-            ["source"], registry=r, multiprocess_mode="mostrecent",
+            "broker_hub_source_serial",
+            "The newest journal serial of the source index the hub has published.",
+            ["source"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.source_lag = Gauge(
+            "broker_hub_source_lag_seconds",
+            "Seconds between the newest change the source index has and the hub having it.",
+            ["source"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.polls = Counter(
+            "broker_hub_polls_total",
+            "Polls of a source index by outcome (changed, unchanged, failed, rate_limited, ...).",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.source_entries = Counter(
+            "broker_hub_source_entries_total",
+            "Journal entries read from a source index, by outcome (published, invalid).",
+            ["source", "outcome"],
+            registry=r,
         )
         self.up.labels(process).set(1)
         self.build_info.labels(process, __version__).set(1)
@@ -242,8 +265,8 @@ class SnapshotCollector:
 def _gauge(name: str, helps: dict[str, str], labels: list[str],
            samples: list[tuple[list[str], float]]) -> GaugeMetricFamily:
     family = GaugeMetricFamily(name, helps[name], labels=labels)
-    for values, value in samples:
-        family.add_metric(values, float(value))
+    for label_values, value in samples:
+        family.add_metric(label_values, float(value))
     return family
 
 
@@ -251,10 +274,14 @@ _DB_FILE = re.compile(r"^[a-z_]+_(\d+)\.db$")
 
 
 def reset_multiprocess_dir(path: str) -> None:
-    """Empty the multiprocess directory at start: files of an earlier run must not count."""
+    """Empty the multiprocess directory at start (files of an earlier run must not count) and
+    make metrics created from now on write there. The caller has set
+    ``PROMETHEUS_MULTIPROC_DIR`` to ``path``; prometheus_client chose its value class when it
+    was first imported, which may have been before (the role registry imports metrics)."""
     if os.path.isdir(path):
         shutil.rmtree(path)
     os.makedirs(path, exist_ok=True)
+    values.ValueClass = values.get_value_class()
 
 
 def clean_dead_processes(path: str, alive: Callable[[int], bool] | None = None) -> list[int]:

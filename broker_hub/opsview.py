@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from broker_hub import topology
 from broker_hub.breaker import DEFAULT_POLICY, BreakerPolicy, mirror_state
-from broker_hub.storage import Storage
+from broker_hub.storage.api import Store
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def error_class(status: int | None, error: str | None) -> str:
 
 
 def take_snapshot(
-    storage: Storage,
+    storage: Store,
     now: float,
     *,
     queue_depths: Callable[[], QueueDepths] | None = None,
@@ -175,7 +175,7 @@ def read_queue_depths(messaging: Any) -> QueueDepths:
     creates a queue). Delay queues not declared yet count as empty."""
     namespace = messaging.namespace
     depths: QueueDepths = {}
-    with messaging.connection(confirms=False) as conn:
+    with messaging.connection() as conn:
         channel = conn.channel()
 
         def declare(name: str) -> tuple[int, int] | None:

@@ -16,7 +16,7 @@ EXIT_UNAVAILABLE = 3
 def migrate_command(settings: Settings) -> int:
     try:
         storage = Storage.from_url(settings.database_url)
-        applied = storage.create_schema()
+        applied = storage.migrate()
         version = current_version(storage.backend)
         storage.close()
     except Exception as exc:  # noqa: BLE001 - reported as a clear failure

@@ -10,10 +10,10 @@ import re
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from broker_hub import topology
-from broker_hub.bus import Messaging
 from broker_hub.config import Settings
 from broker_hub.messages import (
     DeliverOne,
@@ -24,6 +24,7 @@ from broker_hub.messages import (
     as_record,
     from_body,
 )
+from broker_hub.messaging import Messaging
 
 EXIT_OK = 0
 EXIT_UNAVAILABLE = 3
@@ -122,7 +123,7 @@ def _read(body: bytes | str, headers: dict) -> Parked | None:
         return message
     deaths = headers.get("x-death") or [{}]
     death = deaths[0] if isinstance(deaths[0], dict) else {}
-    when = death.get("time")
+    when: Any = death.get("time")
     return Parked(
         reason=f"dead-lettered by the broker: {death.get('reason', 'unknown')}",
         original=as_record(message),
@@ -164,5 +165,6 @@ def _replay(messaging: Messaging, parked: Parked | None) -> bool:
     target = _TARGET.get(type(original))
     if target is None:
         return False
-    messaging.bus().publish(dataclasses.replace(original, attempt=1), target)
+    again = dataclasses.replace(original, attempt=1)  # type: ignore[arg-type]
+    messaging.publisher.publish(again, target)
     return True

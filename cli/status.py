@@ -6,8 +6,8 @@ import json
 import sys
 import time
 
-from broker_hub.bus import Messaging
 from broker_hub.config import Settings
+from broker_hub.messaging import Messaging
 from broker_hub.opsview import read_queue_depths, take_snapshot
 from broker_hub.storage import Storage
 from web.status_page import render_text
@@ -19,7 +19,7 @@ EXIT_UNAVAILABLE = 3
 def status_command(settings: Settings, as_json: bool = False) -> int:
     try:
         storage = Storage.from_url(settings.database_url)
-        storage.ping()
+        storage.check()
     except Exception as exc:  # noqa: BLE001 - reported as a clear failure
         print(f"broker-hub: database unavailable: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -13,23 +13,25 @@ from flask import Blueprint, Response, current_app, jsonify
 from broker_hub import metrics as metrics_module
 from broker_hub.opsview import Snapshot, read_queue_depths, take_snapshot
 from web import status_page
+from web.state import EXTENSION, WebState, web_state
 
 blueprint = Blueprint("pages", __name__)
 SNAPSHOT_TTL = 5.0  # seconds a snapshot is reused: scrapes and page loads read the DB that often
+_CACHE = "broker_hub_status"
 
 
 @blueprint.record_once
-def _count_web_worker(state: Any) -> None:
-    ext = state.app.extensions.get("broker_hub")
-    if ext is not None:
-        ext["metrics"].web_workers.set(1)
+def _count_web_worker(setup: Any) -> None:
+    state = setup.app.extensions.get(EXTENSION)
+    if isinstance(state, WebState):
+        state.services.metrics.web_workers.set(1)
 
 
 @blueprint.route("/healthz")
 def healthz() -> Response:
-    storage = current_app.extensions["broker_hub"]["storage"]
+    storage = web_state().services.storage
     try:
-        storage.ping()
+        storage.check()
     except Exception:  # noqa: BLE001 - any failure means "not ready"
         return Response("database unavailable\n", status=503, mimetype="text/plain")
     return Response("ok\n", mimetype="text/plain")
@@ -37,16 +39,16 @@ def healthz() -> Response:
 
 @blueprint.route("/metrics")
 def metrics() -> Response:
-    ext = current_app.extensions["broker_hub"]
-    counts = ext["storage"].count_subscriptions(time.time())
+    services = web_state().services
+    counts = services.storage.count_subscriptions(time.time())
     for state, value in counts.items():
-        ext["metrics"].subscriptions.labels(state).set(value)
+        services.metrics.subscriptions.labels(state).set(value)
     # several web processes: PROMETHEUS_MULTIPROC_DIR (set by `broker-hub web`) sums their values
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         metrics_module.clean_dead_processes(directory)  # workers Granian restarted
     collector = metrics_module.SnapshotCollector(_snapshot)
-    body = ext["metrics"].render(multiprocess_dir=directory, extra=[collector])
+    body = services.metrics.render(multiprocess_dir=directory, extra=[collector])
     return Response(body, mimetype="text/plain; version=0.0.4")
 
 
@@ -62,18 +64,17 @@ def status_json() -> Response:
 
 def _snapshot() -> Snapshot:
     """The latest snapshot of this process, taken again when older than SNAPSHOT_TTL."""
-    app = current_app
-    cache = app.extensions.setdefault("broker_hub_status", {"lock": threading.Lock()})
+    cache: dict[str, Any] = current_app.extensions.setdefault(_CACHE, {"lock": threading.Lock()})
+    services = web_state().services
     with cache["lock"]:
-        snap = cache.get("snapshot")
+        snap: Snapshot | None = cache.get("snapshot")
         now = time.time()
         if snap is None or now - snap.taken_at > SNAPSHOT_TTL:
-            ext = app.extensions["broker_hub"]
-            messaging = ext["messaging"]
+            messaging = services.messaging
             snap = cache["snapshot"] = take_snapshot(
-                ext["storage"],
+                services.storage,
                 now,
                 queue_depths=lambda: read_queue_depths(messaging),
-                mirror_limit=ext["settings"].mirror_labels_max,
+                mirror_limit=services.settings.mirror_labels_max,
             )
         return snap

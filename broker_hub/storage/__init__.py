@@ -11,19 +11,40 @@ from collections.abc import Iterable, Iterator
 from broker_hub.storage.backends import Backend, backend_for
 from broker_hub.storage.health import HealthQueries, MirrorHealth, MirrorResult, TopicRow
 from broker_hub.storage.migrations import migrate
+from broker_hub.storage.notifications import NotificationQueries
 from broker_hub.storage.records import (
     FetchClaim,
+    NewNotification,
     Notification,
     PingRecord,
+    ProjectMark,
+    SourceState,
+    SubscribedTopic,
     Subscription,
     TopicState,
+    TopicSummary,
+    VerifiedChange,
 )
+from broker_hub.storage.sources import SourceQueries
 from broker_hub.storage.topics import TopicQueries
 from broker_hub.urls import host_label
 
 __all__ = [
-    "FetchClaim", "MirrorHealth", "MirrorResult", "Notification", "PingRecord", "Storage",
-    "Subscription", "TopicRow", "TopicState",
+    "FetchClaim",
+    "MirrorHealth",
+    "MirrorResult",
+    "NewNotification",
+    "Notification",
+    "PingRecord",
+    "ProjectMark",
+    "SourceState",
+    "Storage",
+    "SubscribedTopic",
+    "Subscription",
+    "TopicRow",
+    "TopicState",
+    "TopicSummary",
+    "VerifiedChange",
 ]
 
 _SUB_COLUMNS = (
@@ -31,8 +52,22 @@ _SUB_COLUMNS = (
 )
 
 
-class Storage(TopicQueries, HealthQueries):
-    """Every query the hub makes (a topic's pings and fetches: :class:`TopicQueries`).
+def _subscription(row: tuple) -> Subscription:
+    return Subscription(
+        id=row[0],
+        topic=row[1],
+        callback=row[2],
+        secret=row[3],
+        lease_seconds=row[4],
+        expires_at=row[5],
+        delivered_upto=row[6],
+        mirror=row[7],
+    )
+
+
+class Storage(TopicQueries, NotificationQueries, SourceQueries, HealthQueries):
+    """The SQL implementation of :class:`broker_hub.storage.api.Store` (a topic's pings and
+    fetches: :class:`TopicQueries`; notifications: :class:`NotificationQueries`).
     Thread-safe: each thread gets its own connection."""
 
     def __init__(self, backend: Backend):
@@ -42,44 +77,21 @@ class Storage(TopicQueries, HealthQueries):
     def from_url(cls, url: str) -> Storage:
         return cls(backend_for(url))
 
-    def create_schema(self) -> list[int]:
+    def create_schema(self) -> None:
         """Bring the schema up to date (:mod:`broker_hub.storage.migrations`): a database
-        made by an older version keeps working. Returns the migration steps applied."""
+        made by an older version keeps working."""
+        self.migrate()
+
+    def migrate(self) -> list[int]:
+        """Apply the missing migration steps; return their versions."""
         return migrate(self.backend, time.time())
 
-    def ping(self) -> None:
+    def check(self) -> None:
         """Raise when the database does not answer."""
         self.backend.execute("SELECT 1").fetchone()
 
     def close(self) -> None:
         self.backend.close()
-
-    # -- notifications ----------------------------------------------------------------------
-
-    def add_notification(
-        self, topic: str, content_type: str, body: bytes, pinged_at: float, now: float
-    ) -> int:
-        row = self.backend.execute(
-            "INSERT INTO notifications (topic, content_type, body, pinged_at, created_at) "
-            "VALUES (?, ?, ?, ?, ?) RETURNING id",
-            (topic, content_type, body, pinged_at, now),
-        ).fetchone()
-        return int(row[0])
-
-    def notification(self, notification_id: int) -> Notification | None:
-        row = self.backend.execute(
-            "SELECT id, topic, content_type, body, pinged_at FROM notifications WHERE id = ?",
-            (notification_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        return Notification(row[0], row[1], row[2], bytes(row[3]), row[4])
-
-    def delete_notifications_before(self, created_before: float) -> int:
-        cur = self.backend.execute(
-            "DELETE FROM notifications WHERE created_at < ?", (created_before,)
-        )
-        return cur.rowcount or 0
 
     # -- subscriptions ----------------------------------------------------------------------
 
@@ -103,18 +115,18 @@ class Storage(TopicQueries, HealthQueries):
                 now,
             ),
         ).fetchone()
-        return Subscription(*row)
+        return _subscription(row)
 
-    def apply_verified(
-        self, changes: list[tuple[str, str, str, str | None, int]], now: float
-    ) -> None:
-        """Apply verified (mode, topic, callback, secret, lease) intents in one transaction."""
+    def apply_verified(self, changes: list[VerifiedChange], now: float) -> None:
+        """Apply verified intents in one transaction."""
         with self.backend.transaction():
-            for mode, topic, callback, secret, lease in changes:
-                if mode == "subscribe":
-                    self.activate(topic, callback, secret, lease, now)
+            for change in changes:
+                if change.mode == "subscribe":
+                    self.activate(
+                        change.topic, change.callback, change.secret, change.lease_seconds, now
+                    )
                 else:
-                    self.remove(topic, callback)
+                    self.remove(change.topic, change.callback)
 
     def remove(self, topic: str, callback: str) -> bool:
         cur = self.backend.execute(
@@ -130,14 +142,14 @@ class Storage(TopicQueries, HealthQueries):
         row = self.backend.execute(
             f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE id = ?", (subscription_id,)
         ).fetchone()
-        return Subscription(*row) if row else None
+        return _subscription(row) if row else None
 
     def find_subscription(self, topic: str, callback: str) -> Subscription | None:
         row = self.backend.execute(
             f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE topic = ? AND callback = ?",
             (topic, callback),
         ).fetchone()
-        return Subscription(*row) if row else None
+        return _subscription(row) if row else None
 
     def id_ranges(self, topic: str, now: float, batch_size: int) -> Iterator[tuple[int, int]]:
         """The topic's active subscription ids cut into ranges of ``batch_size`` subscriptions,
@@ -163,7 +175,7 @@ class Storage(TopicQueries, HealthQueries):
             "AND expires_at > ? AND delivered_upto < ? ORDER BY id",
             (topic, first_id, last_id, now, notification_id),
         ).fetchall()
-        return [Subscription(*row) for row in rows]
+        return [_subscription(row) for row in rows]
 
     def mark_delivered(self, pairs: Iterable[tuple[int, int]]) -> None:
         """Record (subscription id, notification id) deliveries; never moves backwards."""
@@ -201,11 +213,33 @@ class Storage(TopicQueries, HealthQueries):
         ).fetchone()
         return int(row[0])
 
-    def topics_summary(self, limit: int = 50) -> list[tuple[str, int, float | None]]:
-        """(topic, active subscriptions, last fetch time) for the status page."""
+    def has_subscribers(self, topic: str, now: float) -> bool:
+        row = self.backend.execute(
+            "SELECT 1 FROM subscriptions WHERE topic = ? AND expires_at > ? LIMIT 1", (topic, now)
+        ).fetchone()
+        return row is not None
+
+    def subscribed_topics(self, topics: Iterable[str], now: float) -> dict[str, SubscribedTopic]:
+        """Which of ``topics`` have active subscriptions, with the span of their ids."""
+        found: dict[str, SubscribedTopic] = {}
+        names = sorted(set(topics))
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            rows = self.backend.execute(
+                "SELECT topic, MIN(id), MAX(id), COUNT(*) FROM subscriptions "
+                f"WHERE topic IN ({', '.join('?' * len(chunk))}) AND expires_at > ? "
+                "GROUP BY topic",
+                (*chunk, now),
+            ).fetchall()
+            for topic, first, last, count in rows:
+                found[topic] = SubscribedTopic(topic, int(first), int(last), int(count))
+        return found
+
+    def topics_summary(self, limit: int = 50) -> list[TopicSummary]:
+        """Topics with their active subscriptions and last fetch time, for the status page."""
         rows = self.backend.execute(
             "SELECT t.url, (SELECT COUNT(*) FROM subscriptions s WHERE s.topic = t.url), "
             "t.fetched_at FROM topics t ORDER BY t.fetched_at DESC LIMIT ?",
             (limit,),
         ).fetchall()
-        return [(r[0], int(r[1]), r[2]) for r in rows]
+        return [TopicSummary(url=r[0], subscriptions=int(r[1]), fetched_at=r[2]) for r in rows]

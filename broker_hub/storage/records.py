@@ -50,3 +50,65 @@ class Notification:
     content_type: str
     body: bytes
     pinged_at: float
+    sequence: int = 0  # per topic: 1, 2, 3, ... (X-Hub-Sequence)
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    """A notification to store: ``key`` (optional) makes storing it idempotent per topic."""
+
+    topic: str
+    content_type: str
+    body: bytes
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedChange:
+    """A verified intent to apply: subscribe (create or renew) or unsubscribe."""
+
+    mode: str
+    topic: str
+    callback: str
+    secret: str | None = field(default=None, repr=False)
+    lease_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class TopicSummary:
+    """A topic as the status page shows it."""
+
+    url: str
+    subscriptions: int
+    fetched_at: float | None
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """A source index the hub watches (PyPI): where its journal has been read to."""
+
+    name: str
+    last_serial: int | None  # None: never polled (the first poll starts at the newest serial)
+    retained_from: int | None  # entries with a serial above this are all kept (catch-up)
+    caught_up_at: float | None  # the last time a poll found nothing newer
+    failing_since: float | None  # the journal has failed since then (None: it works)
+    last_error: str | None
+    rss_state: str | None  # the RSS fallback's memory (JSON)
+
+
+@dataclass(frozen=True)
+class ProjectMark:
+    """A project of a source: its newest serial, and the ``until`` its topic was last told."""
+
+    last_serial: int
+    notified_until: int | None
+
+
+@dataclass(frozen=True)
+class SubscribedTopic:
+    """A topic with active subscriptions: their ids span [first_id, last_id]."""
+
+    topic: str
+    first_id: int
+    last_id: int
+    count: int

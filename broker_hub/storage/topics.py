@@ -87,7 +87,18 @@ class TopicQueries:
         row = self.backend.execute(
             f"SELECT {_TOPIC_COLUMNS} FROM topics WHERE url = ?", (topic,)
         ).fetchone()
-        return TopicState(*row) if row else None
+        if row is None:
+            return None
+        return TopicState(
+            url=row[0],
+            ping_seq=row[1],
+            fetched_seq=row[2],
+            etag=row[3],
+            last_modified=row[4],
+            content_hash=row[5],
+            content_type=row[6],
+            entries=row[7],
+        )
 
     def save_fetch(
         self,

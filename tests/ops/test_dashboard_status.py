@@ -10,7 +10,9 @@ from pathlib import Path
 import yaml
 
 from broker_hub.config import Settings
+from broker_hub.messaging import Messaging
 from broker_hub.metrics import Metrics
+from broker_hub.services import Services
 from broker_hub.storage import MirrorResult, Storage
 from tests.support.processes import REPO_ROOT
 from web import create_app
@@ -55,7 +57,8 @@ def test_status_page_escapes_and_hides_secrets(tmp_path: Path) -> None:
     storage.record_ping(topic, 1.0)
     storage.activate(topic, "https://m.example/cb?token=sekrit2", "shh", 3600, 2e9)
     storage.record_mirror_results([MirrorResult("m.example", False, 500, "http_5xx")], 2e9)
-    app = create_app(settings, storage=storage, metrics=Metrics(process="web"))
+    messaging = Messaging(settings.broker_url, namespace=settings.namespace)
+    app = create_app(services=Services(settings, storage, messaging, Metrics(process="web")))
     client = app.test_client()
     page = client.get("/status")
     assert page.status_code == 200 and page.mimetype == "text/html"

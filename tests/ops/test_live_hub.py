@@ -303,7 +303,7 @@ def _workers(web: HubProcess) -> list[int]:
 def _web_gauge(url: str, name: str) -> float:
     text = requests.get(url + "metrics", timeout=10).text
     match = re.search(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M)
-    assert match, f"{name} not on /metrics"
+    assert match, f"{name} not on /metrics: {text[:3000]}"
     return float(match.group(1))
 
 

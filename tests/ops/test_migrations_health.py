@@ -15,6 +15,10 @@ OLD_TOPICS = """CREATE TABLE topics (url TEXT PRIMARY KEY, ping_seq BIGINT NOT N
     claimed_seq BIGINT NOT NULL DEFAULT 0, queued_at {real}, etag TEXT, last_modified TEXT,
     content_hash TEXT, content_type TEXT, entries TEXT, fetched_at {real})"""
 
+OLD_NOTIFICATIONS = """CREATE TABLE notifications (id {pk}, topic TEXT NOT NULL,
+    content_type TEXT NOT NULL, body {blob} NOT NULL, pinged_at {real} NOT NULL,
+    created_at {real} NOT NULL)"""
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest) -> str:
@@ -32,24 +36,28 @@ def _columns(storage: Storage, table: str) -> set[str]:
 
 def test_migrate_from_empty_applies_every_step_once(db_url: str) -> None:
     storage = Storage.from_url(db_url)
-    assert storage.create_schema() == [s.version for s in migrations.STEPS]
+    assert storage.migrate() == [s.version for s in migrations.STEPS]
     assert migrations.current_version(storage.backend) == migrations.latest_version()
     assert {"mirror_health", "schema_version"} <= _tables(storage)
-    assert storage.create_schema() == []  # idempotent
+    assert storage.migrate() == []  # idempotent
     storage.close()
 
 
 def test_migrate_from_the_schema_that_shipped_before(db_url: str) -> None:
     storage = Storage.from_url(db_url)
-    real = DIALECTS[storage.backend.dialect]["real"]
+    dialect = DIALECTS[storage.backend.dialect]
+    real, blob, pk = dialect["real"], dialect["blob"], dialect["pk"]
     storage.backend.execute(OLD_TOPICS.format(real=real))
     storage.backend.execute(
         "INSERT INTO topics (url, ping_seq, fetched_seq) VALUES ('http://t.example/f', 3, 3)"
     )
     assert "fetch_until" not in _columns(storage, "topics")
-    applied = storage.create_schema()
-    assert applied == [1, 2]
+    storage.backend.execute(OLD_NOTIFICATIONS.format(real=real, blob=blob, pk=pk))
+    applied = storage.migrate()
+    assert applied == [s.version for s in migrations.STEPS]
     assert "fetch_until" in _columns(storage, "topics")
+    assert {"sequence", "dedupe_key"} <= _columns(storage, "notifications")
+    assert {"mirror_health", "sources", "source_entries"} <= _tables(storage)
     row = storage.backend.execute("SELECT ping_seq, fetch_until FROM topics").fetchone()
     assert (int(row[0]), float(row[1])) == (3, 0.0)  # data kept, new column defaulted
     storage.close()
@@ -76,7 +84,7 @@ def test_mirror_health_backlog_and_snapshot(db_url: str) -> None:
     storage.record_ping(topic, now - 50)
     good = storage.activate(topic, "http://good.example/cb?k=secret", "s3cret", 3600, now - 100)
     bad = storage.activate(topic, "http://bad.example:8080/cb?x=1", None, 3600, now - 100)
-    nid = storage.add_notification(topic, "application/atom+xml", b"<feed/>", now - 40, now - 40)
+    nid = storage.add_notification(topic, "application/atom+xml", b"<feed/>", now - 40, now - 40).id
     storage.mark_delivered([(good.id, nid)])
     storage.record_mirror_results([MirrorResult("good.example", True, 200)], now - 39)
     storage.record_mirror_results(
