@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the ops test tools are installed: promtool and prometheus (Debian's `prometheus`
-# package) and a headless browser (Debian's `chromium`). Idempotent: installs only what is missing.
+# package), a headless browser (Debian's `chromium`), docker-compose (its `config` checks
+# deploy/compose.yaml without a container engine), and RabbitMQ's Prometheus plugin.
+# Idempotent: installs only what is missing.
 set -euo pipefail
 
 say() { echo "ensure-tools: $*"; }
@@ -17,6 +19,9 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
     missing+=(prometheus)
 fi
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# docker-compose 1.29 (Debian): `config` validates deploy/compose.yaml without an engine, and
+# it ships the compose-spec JSON schema that tests/ops also checks the file against.
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 
 # RabbitMQ's Prometheus endpoint (127.0.0.1:15692, the dashboard's rabbitmq_* metrics).
 enable_rabbitmq_prometheus() {
@@ -32,7 +37,7 @@ enable_rabbitmq_prometheus() {
 }
 
 if ((${#missing[@]} == 0)); then
-    say "promtool, prometheus and chromium are installed"
+    say "promtool, prometheus, chromium and docker-compose are installed"
     enable_rabbitmq_prometheus
     exit 0
 fi
