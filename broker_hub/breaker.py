@@ -27,6 +27,12 @@ class BreakerPolicy:
     base_pause: float = 30.0  # first pause, seconds
     max_pause: float = 1800.0  # the pause never grows past this
 
+    @classmethod
+    def for_backoff(cls, backoff_base: float) -> BreakerPolicy:
+        """The policy of a hub whose first retry waits ``backoff_base`` seconds
+        (``HUB_DELIVERY_BACKOFF_BASE``): the first pause is that long, at most 60 times it."""
+        return cls(base_pause=backoff_base, max_pause=min(1800.0, 60 * backoff_base))
+
     def pause(self, consecutive_failures: int) -> float:
         """How long a mirror with this many consecutive failures is paused (0: not paused)."""
         over = consecutive_failures - self.failure_threshold

@@ -6,6 +6,7 @@ import json
 import sys
 import time
 
+from broker_hub.breaker import BreakerPolicy
 from broker_hub.config import Settings
 from broker_hub.messaging import Messaging
 from broker_hub.opsview import read_queue_depths, take_snapshot
@@ -26,7 +27,8 @@ def status_command(settings: Settings, as_json: bool = False) -> int:
     messaging = Messaging(settings.broker_url, namespace=settings.namespace)
     read = None if messaging.is_memory else (lambda: read_queue_depths(messaging))
     snap = take_snapshot(storage, time.time(), queue_depths=read,
-                         mirror_limit=settings.mirror_labels_max)
+                         mirror_limit=settings.mirror_labels_max,
+                         policy=BreakerPolicy.for_backoff(settings.delivery_backoff_base))
     storage.close()
     if as_json:
         print(json.dumps(snap.as_json(), indent=2, sort_keys=True))

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify
 
 from broker_hub import metrics as metrics_module
+from broker_hub.breaker import BreakerPolicy
 from broker_hub.opsview import Snapshot, read_queue_depths, take_snapshot
 from web import status_page
 from web.state import EXTENSION, WebState, web_state
@@ -76,5 +77,6 @@ def _snapshot() -> Snapshot:
                 now,
                 queue_depths=lambda: read_queue_depths(messaging),
                 mirror_limit=services.settings.mirror_labels_max,
+                policy=BreakerPolicy.for_backoff(services.settings.delivery_backoff_base),
             )
         return snap
