@@ -46,10 +46,14 @@ def render(snap: Snapshot, now: float | None = None) -> str:
         f"<td>{m.consecutive_failures}</td></tr>"
         for m in snap.failures
     ) or _empty(5, "no failures")
+    targets = sorted({t for t, _ in snap.queues})
     queue_rows = "".join(
-        f"<tr><td>{escape(t)}</td><td>{escape(s)}</td><td>{n}</td></tr>"
-        for (t, s), n in sorted(snap.queues.items())
-    ) or _empty(3, "broker not read")
+        f"<tr><td>{escape(t)}</td>"
+        + "".join(f"<td>{snap.queues.get((t, s), '-')}</td>"
+                  for s in ("ready", "retrying", "consumers"))
+        + "</tr>"
+        for t in targets
+    ) or _empty(4, "broker not read")
     topic_rows = "".join(
         f"<tr><td>{escape(t.topic)}</td><td>{t.subscriptions}</td>"
         f"<td>{_ago(t.last_fetch_at, now)}</td><td>{t.pending_pings}</td></tr>"
@@ -69,8 +73,8 @@ def render(snap: Snapshot, now: float | None = None) -> str:
         "<h2>Recent failures</h2><table id=failures><tr><th>mirror</th><th>status</th>"
         "<th>error class</th><th>when</th><th>in a row</th></tr>"
         f"{failure_rows}</table>"
-        "<h2>Queues</h2><table id=queues><tr><th>target</th><th>state</th><th>messages</th>"
-        f"</tr>{queue_rows}</table>"
+        "<h2>Queues</h2><table id=queues><tr><th>target</th><th>ready</th><th>retrying</th>"
+        f"<th>consumers</th></tr>{queue_rows}</table>"
         "<h2>Topics</h2><table id=topics><tr><th>topic</th><th>subscriptions</th>"
         f"<th>last fetch</th><th>pending pings</th></tr>{topic_rows}</table>"
         '<p class=muted>The same as JSON: <a href="status.json">status.json</a>. '

@@ -31,8 +31,7 @@ def servers() -> Iterator[tuple[PublisherClient, SubscriberClient]]:
         yield PublisherClient(pub.url()), SubscriberClient(sub.url())
     finally:
         for server in (pub, sub):
-            server.proc.terminate()
-            server.proc.wait(10)
+            server.stop()
 
 
 def _paused_count(hub: RunningHub) -> float:

@@ -23,6 +23,7 @@ import requests
 import yaml
 
 from tests.integration.hubs import RunningHub, split_hub, wait_posts
+from tests.support.fake_pypi import FakePyPIClient, start_fake_pypi
 from tests.support.processes import (
     REPO_ROOT,
     HubProcess,
@@ -60,6 +61,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("live")
     servers: list[Server] = [start_server("tests.support.publisher")]
     servers += [start_server("tests.support.subscriber") for _ in range(2)]
+    servers.append(start_fake_pypi())
+    pypi = FakePyPIClient(servers[3].url(""))
     publisher = PublisherClient(servers[0].url())
     good, bad = SubscriberClient(servers[1].url()), SubscriberClient(servers[2].url())
     try:
@@ -72,6 +75,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             hub.subscribe(topic, bad.url("/cb?token=cbsecret"))
             hub.subscribed(topic, good.url("/cb?token=cbsecret"))
             hub.subscribed(topic, bad.url("/cb?token=cbsecret"))
+            # the PyPI bridge's poller, on a fake index: source_serial/source_lag are real
+            hub.start("poller", HUB_PYPI_URL=servers[3].url("").rstrip("/"),
+                      HUB_PYPI_POLL_INTERVAL="1")
+            pypi.release("Ops_Demo", "1.0")
             hub.publish(topic)
             wait_posts(good, "/cb", 1, timeout=30)
             wait_posts(bad, "/cb", 4, timeout=60)  # HUB_DELIVERY_MAX_ATTEMPTS=4, then parked
@@ -84,8 +91,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             yield live
     finally:
         for server in servers:
-            server.proc.terminate()
-            server.proc.wait(10)
+            server.stop()
 
 
 def _recorded(status: dict, live: Live) -> bool:
@@ -212,7 +218,14 @@ def _used_names() -> dict[str, set[str]]:
 
 def test_every_metric_name_in_dashboard_rules_and_docs_is_exported(live: Live) -> None:
     hub = live.hub
-    exported = _scrape_names(hub.metrics_text())
+    poller = f"http://127.0.0.1:{hub.processes['poller'].env['HUB_METRICS_PORT']}/metrics"
+
+    def poller_page() -> str | None:
+        text = requests.get(poller, timeout=10).text
+        return text if "broker_hub_source_serial{" in text else None
+
+    page = wait_for(poller_page, timeout=30, message="the poller's source serial")
+    exported = _scrape_names(hub.metrics_text() + "\n" + page)
     # RabbitMQ's own metrics (rabbitmq_prometheus, enabled by scripts/ensure-tools.sh)
     exported |= _scrape_names(
         requests.get("http://127.0.0.1:15692/metrics/per-object", timeout=20).text
@@ -235,6 +248,7 @@ def test_prometheus_scrapes_the_hub_and_raises_the_mirror_alert(live: Live) -> N
         "broker-hub-web": web,
         "broker-hub-fetcher": f"127.0.0.1:{hub.processes['fetcher'].env['HUB_METRICS_PORT']}",
         "broker-hub-deliverer": f"127.0.0.1:{hub.processes['deliverer'].env['HUB_METRICS_PORT']}",
+        "broker-hub-poller": f"127.0.0.1:{hub.processes['poller'].env['HUB_METRICS_PORT']}",
     }
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -256,10 +270,10 @@ def test_prometheus_scrapes_the_hub_and_raises_the_mirror_alert(live: Live) -> N
 
         def targets_up() -> bool:
             data = requests.get(api + "/api/v1/targets", timeout=10).json()["data"]
-            return len(data["activeTargets"]) == 3 and all(
+            return len(data["activeTargets"]) == 4 and all(
                 t["health"] == "up" for t in data["activeTargets"])
 
-        wait_for(targets_up, timeout=60, interval=0.5, message="all three targets up")
+        wait_for(targets_up, timeout=60, interval=0.5, message="all four targets up")
 
         def mirror_alert() -> dict | None:
             alerts = requests.get(api + "/api/v1/alerts", timeout=10).json()["data"]["alerts"]
@@ -275,6 +289,12 @@ def test_prometheus_scrapes_the_hub_and_raises_the_mirror_alert(live: Live) -> N
         assert alert["state"] in ("pending", "firing")
         assert alert["labels"]["severity"] == "warning"
         assert alert["annotations"]["runbook_url"] == "docs/runbook.md#mirror-failing"
+        # the poller's series reach Prometheus too
+        result = wait_for(lambda: requests.get(
+            api + "/api/v1/query", params={"query": "max(broker_hub_source_serial)"},
+            timeout=10).json()["data"]["result"], timeout=30, interval=0.5,
+            message="broker_hub_source_serial in Prometheus")
+        assert float(result[0]["value"][1]) > 0
         # the healthy mirror raises nothing
         alerts = requests.get(api + "/api/v1/alerts", timeout=10).json()["data"]["alerts"]
         assert live.good_mirror not in {a["labels"].get("mirror") for a in alerts}
