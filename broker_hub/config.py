@@ -64,6 +64,13 @@ def _http_client(value: str) -> str:
     return value
 
 
+def _index_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http(s) URL such as https://pypi.org, or empty (off)")
+    return value
+
+
 def _bind(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit():
@@ -104,6 +111,7 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_DELIVERY_BATCH_SIZE": ("delivery_batch_size", _positive_int),
     "HUB_PREFETCH": ("prefetch", _positive_int),
     "HUB_VERIFY_PREFETCH": ("verify_prefetch", _positive_int),
+    "HUB_FETCH_PREFETCH": ("fetch_prefetch", _positive_int),
     "HUB_NOTIFICATION_RETENTION": ("notification_retention", _positive_float),
     "HUB_WEB_WORKERS": ("web_workers", _positive_int),
     "HUB_WEB_THREADS": ("web_threads", _positive_int),
@@ -114,7 +122,7 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_VERIFY_RATE_PER_HOST": ("verify_rate_per_host", int),
     "HUB_FETCH_RATE_PER_HOST": ("fetch_rate_per_host", int),
     "HUB_TRUSTED_PROXIES": ("trusted_proxies", int),
-    "HUB_PYPI_URL": ("pypi_url", str),
+    "HUB_PYPI_URL": ("pypi_url", _index_url),
     "HUB_PYPI_POLL_INTERVAL": ("pypi_poll_interval", _positive_float),
     "HUB_PYPI_USER_AGENT": ("pypi_user_agent", str),
     "HUB_PYPI_TIMEOUT": ("pypi_timeout", _positive_float),
@@ -165,6 +173,7 @@ class Settings:
     delivery_batch_size: int = 500
     prefetch: int = 8
     verify_prefetch: int = 256
+    fetch_prefetch: int = 64  # fetch messages taken at once: the fetches that may run together
     notification_retention: float = 7 * 86400.0
     web_workers: int = 2
     web_threads: int = 8

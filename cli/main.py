@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 
 from broker_hub.config import ConfigError, Settings, documented_variables
+from mirror import cli as mirror_cli
 
 EXIT_OK = 0
 EXIT_CONFIG = 2  # a HUB_* variable has a value the hub cannot use
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="the /status summary: mirrors, backlog, parked")
     status.add_argument("--json", action="store_true", help="print /status.json instead")
     sub.add_parser("migrate", help="apply the database schema migrations, then exit")
+    mirror_cli.add_parser(sub)  # the agent beside a mirror (mirror/cli.py): needs no hub settings
     return parser
 
 
@@ -79,6 +81,8 @@ def _on_signals(first: Callable[[], None]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "mirror":
+        return mirror_cli.mirror_command(args)
     try:
         settings = Settings.from_env(os.environ)
     except ConfigError as exc:

@@ -77,6 +77,7 @@ class Poller(Role):
         self._rss_loaded = False
         self._failures = 0
         self._not_before = 0.0
+        self._rate_limited = False
 
     def periodic(self) -> list[Periodic]:
         return [
@@ -94,13 +95,18 @@ class Poller(Role):
     def poll(self) -> None:
         """Read what the journal has after ``last`` and publish it (paging a backlog)."""
         s = self.services
-        if s.clock() < self._not_before:
-            return
+        backing_off = s.clock() < self._not_before
+        if backing_off and self._rate_limited:
+            return  # asked to wait: neither the journal nor RSS until then
         if not s.storage.claim_source(self.source, self.holder, s.clock(), self.lease_ttl):
             self._count("standby")  # another poller holds the lease
             return
         state = s.storage.source_state(self.source)
         assert state is not None  # claim_source made the row
+        if backing_off:  # the journal is failing: RSS every interval meanwhile, once it is time
+            if state.last_serial is not None and self._should_fall_back():
+                self._fall_back(state.last_serial)
+            return
         if state.last_serial is None:
             self._start()
             return
@@ -129,7 +135,7 @@ class Poller(Role):
                 )  # fmt: skip
                 last = round_.until
             self._count("changed")
-            if not page.more:
+            if not page.more or self._rate_limited:
                 return
             s.storage.claim_source(self.source, self.holder, s.clock(), self.lease_ttl)
 
@@ -147,7 +153,7 @@ class Poller(Role):
 
     def _read(self, last: int) -> Page | None:
         page = self._guard(lambda: self.journal.since(last))
-        if page is None and self._should_fall_back():
+        if page is None and not self._rate_limited and self._should_fall_back():
             self._fall_back(last)
         return page
 
@@ -158,11 +164,13 @@ class Poller(Role):
             result = call()
         except RateLimited as exc:
             self._not_before = s.clock() + exc.retry_after
+            self._rate_limited = True
             self._count("rate_limited")
             logger.warning("%s: rate limited; next poll in %.0f s", self.source, exc.retry_after)
             return None
         except (IndexForbidden, JournalUnavailable, JournalFault, MalformedAnswer) as exc:
             self._failures += 1
+            self._rate_limited = False
             wait = min(MAX_BACKOFF, self.interval * 2 ** min(self._failures, 10))
             self._not_before = s.clock() + wait
             error = f"{exc.__class__.__name__}: {exc}"
@@ -173,6 +181,13 @@ class Poller(Role):
             return None
         self._failures = 0
         self._not_before = 0.0
+        self._rate_limited = False
+        limit = self.journal.rate_limit
+        if limit is not None and limit.remaining == 0 and limit.reset:
+            # the index says the next call would be refused: wait for its window (no bursts)
+            self._not_before = s.clock() + min(limit.reset, MAX_BACKOFF)
+            self._rate_limited = True
+            self._count("paced")
         return result
 
     # -- degraded: the RSS fallback -----------------------------------------------------------
@@ -191,7 +206,7 @@ class Poller(Role):
             self.rss.import_state(json.loads(state.rss_state))
         self._rss_loaded = True
         try:
-            got = self.rss.poll(newer_than=state.caught_up_at if state else None)
+            got = self.rss.poll(newer_than=self._newest_journal_timestamp())
         except (IndexForbidden, JournalUnavailable, MalformedAnswer) as exc:
             self._count("rss_failed")
             logger.warning("%s: the RSS fallback failed too (%s)", self.source, exc)
@@ -204,6 +219,12 @@ class Poller(Role):
                 self.source, published.entries,
             )  # fmt: skip
         self._count("degraded")
+
+    def _newest_journal_timestamp(self) -> float | None:
+        """When the newest journal entry published happened (PyPI's clock): RSS items older
+        than it came through the journal already; items of the same second may repeat."""
+        newest = self.services.storage.entries_latest(self.source, None, 1)
+        return float(json.loads(newest[0][1])["timestamp"]) if newest else None
 
     # -- bookkeeping --------------------------------------------------------------------------
 

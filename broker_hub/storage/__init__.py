@@ -14,6 +14,7 @@ from broker_hub.storage.migrations import migrate
 from broker_hub.storage.notifications import NotificationQueries
 from broker_hub.storage.records import (
     FetchClaim,
+    FinishedFetch,
     NewNotification,
     Notification,
     PingRecord,
@@ -31,6 +32,7 @@ from broker_hub.urls import host_label
 
 __all__ = [
     "FetchClaim",
+    "FinishedFetch",
     "MirrorHealth",
     "MirrorResult",
     "NewNotification",

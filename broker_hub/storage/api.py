@@ -14,6 +14,7 @@ from typing import Protocol
 from broker_hub.storage.health import MirrorHealth, MirrorResult, TopicRow
 from broker_hub.storage.records import (
     FetchClaim,
+    FinishedFetch,
     NewNotification,
     Notification,
     PingRecord,
@@ -104,6 +105,7 @@ class Store(Protocol):
         now: float,
     ) -> None: ...
     def mark_fetched(self, topic: str, fetched_seq: int) -> None: ...
+    def finish_fetches(self, done: list[FinishedFetch], now: float) -> None: ...
     def topics_summary(self, limit: int = 50) -> list[TopicSummary]: ...
 
     # -- source indexes (the PyPI bridge)
