@@ -74,8 +74,10 @@ def parked_command(
     older_than: float | None = None,
 ) -> int:
     selected = Filter(mirror, topic, older_than)
-    messaging = Messaging(settings.broker_url, namespace=settings.namespace)
-    queue = topology.queue(settings.namespace, topology.PARKED)
+    messaging = Messaging(settings.broker_url, namespace=settings.namespace,
+                          queue_type=settings.queue_type,
+                          delivery_limit=settings.queue_delivery_limit)
+    queue = messaging.queue(topology.PARKED)
     now = time.time()
     try:
         with messaging.connection() as conn:

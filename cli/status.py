@@ -24,7 +24,9 @@ def status_command(settings: Settings, as_json: bool = False) -> int:
     except Exception as exc:  # noqa: BLE001 - reported as a clear failure
         print(f"broker-hub: database unavailable: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    messaging = Messaging(settings.broker_url, namespace=settings.namespace)
+    messaging = Messaging(settings.broker_url, namespace=settings.namespace,
+                          queue_type=settings.queue_type,
+                          delivery_limit=settings.queue_delivery_limit)
     read = None if messaging.is_memory else (lambda: read_queue_depths(messaging))
     snap = take_snapshot(storage, time.time(), queue_depths=read,
                          mirror_limit=settings.mirror_labels_max,

@@ -129,3 +129,34 @@ def test_the_hub_declares_over_the_definitions_unchanged(ns: str, queue_type: st
         other = topology.QUORUM if queue_type == topology.CLASSIC else topology.CLASSIC
         with pytest.raises(conn.channel_errors):
             topology.queue(ns, topology.DELIVER, other)(conn.channel()).declare()
+
+
+def test_split_hub_on_quorum_queues_delivers(tmp_path) -> None:
+    """HUB_QUEUE_TYPE=quorum end to end: web, fetcher, deliverer declare the same quorum
+    queues (a mismatch anywhere would fail with PRECONDITION_FAILED) and a ping is delivered."""
+    from tests.integration.hubs import split_hub, wait_posts
+    from tests.support.processes import start_server
+    from tests.support.publisher import PublisherClient
+    from tests.support.subscriber import SubscriberClient
+
+    servers = [start_server("tests.support.publisher"), start_server("tests.support.subscriber")]
+    try:
+        publisher, mirror = PublisherClient(servers[0].url()), SubscriberClient(servers[1].url())
+        with split_hub(tmp_path, HUB_QUEUE_TYPE="quorum", HUB_QUEUE_DELIVERY_LIMIT="5") as hub:
+            topic = publisher.set_topic(
+                "/q-feed", '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom">'
+                "<id>urn:q</id><title>q</title><updated>2026-11-24T00:00:00Z</updated>"
+                "<entry><id>1</id><title>a</title><updated>2026-11-24T00:00:00Z</updated>"
+                "</entry></feed>")
+            hub.subscribe(topic, mirror.url("/q"))
+            hub.subscribed(topic, mirror.url("/q"))
+            hub.publish(topic)
+            wait_posts(mirror, "/q", 1, timeout=30)
+            with Connection(rabbit.AMQP_URL, connect_timeout=5) as conn:
+                channel = conn.channel()
+                ns = hub.env["HUB_NAMESPACE"]
+                for target in topology.TARGETS:  # quorum declared; passive check sees them
+                    topology.queue(ns, target, topology.QUORUM, 5)(channel).declare()
+    finally:
+        for server in servers:
+            server.stop()
