@@ -10,9 +10,6 @@ serves them agrees with the database and no stale child outlives its mirror.
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -24,7 +21,6 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
     multiprocess,
-    values,
 )
 from prometheus_client.core import GaugeMetricFamily
 
@@ -268,42 +264,3 @@ def _gauge(name: str, helps: dict[str, str], labels: list[str],
     for label_values, value in samples:
         family.add_metric(label_values, float(value))
     return family
-
-
-_DB_FILE = re.compile(r"^[a-z_]+_(\d+)\.db$")
-
-
-def reset_multiprocess_dir(path: str) -> None:
-    """Empty the multiprocess directory at start (files of an earlier run must not count) and
-    make metrics created from now on write there. The caller has set
-    ``PROMETHEUS_MULTIPROC_DIR`` to ``path``; prometheus_client chose its value class when it
-    was first imported, which may have been before (the role registry imports metrics)."""
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    os.makedirs(path, exist_ok=True)
-    values.ValueClass = values.get_value_class()
-
-
-def clean_dead_processes(path: str, alive: Callable[[int], bool] | None = None) -> list[int]:
-    """``mark_process_dead`` for every pid with files in ``path`` that no longer runs (a web
-    worker that Granian restarted): its ``live*`` gauges stop counting. Returns those pids."""
-    alive = alive or _pid_alive
-    pids = set()
-    for name in os.listdir(path) if os.path.isdir(path) else ():
-        match = _DB_FILE.match(name)
-        if match and name.startswith("gauge_live"):
-            pids.add(int(match.group(1)))
-    dead = sorted(pid for pid in pids if not alive(pid))
-    for pid in dead:
-        multiprocess.mark_process_dead(pid, path)
-    return dead
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -171,7 +171,7 @@ def _run_web(settings: Settings) -> int:
     directory = os.environ.setdefault(
         "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="broker-hub-prom-")
     )
-    from broker_hub.metrics import reset_multiprocess_dir
+    from broker_hub.metrics_multiprocess import reset_multiprocess_dir
 
     reset_multiprocess_dir(directory)  # files of an earlier run must not count
     from broker_hub.storage import Storage

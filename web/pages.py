@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from broker_hub import metrics as metrics_module
 from broker_hub.breaker import BreakerPolicy
+from broker_hub.metrics_multiprocess import clean_dead_processes
 from broker_hub.opsview import Snapshot, read_queue_depths, take_snapshot
 from web import status_page
 from web.state import EXTENSION, WebState, web_state
@@ -47,7 +48,7 @@ def metrics() -> Response:
     # several web processes: PROMETHEUS_MULTIPROC_DIR (set by `broker-hub web`) sums their values
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
-        metrics_module.clean_dead_processes(directory)  # workers Granian restarted
+        clean_dead_processes(directory)  # workers Granian restarted
     collector = metrics_module.SnapshotCollector(_snapshot)
     body = services.metrics.render(multiprocess_dir=directory, extra=[collector])
     return Response(body, mimetype="text/plain; version=0.0.4")

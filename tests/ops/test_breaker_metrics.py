@@ -7,13 +7,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest
 
 from broker_hub.breaker import Breaker, BreakerPolicy, mirror_state
-from broker_hub.metrics import (
-    OTHER,
-    Metrics,
-    MirrorLabels,
-    clean_dead_processes,
-    reset_multiprocess_dir,
-)
+from broker_hub.metrics import OTHER, Metrics, MirrorLabels
+from broker_hub.metrics_multiprocess import clean_dead_processes, reset_multiprocess_dir
 
 POLICY = BreakerPolicy(failure_threshold=3, base_pause=10, max_pause=40)
 
