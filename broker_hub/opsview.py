@@ -15,6 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from broker_hub import topology
 from broker_hub.breaker import DEFAULT_POLICY, BreakerPolicy, mirror_state
+from broker_hub.config import Settings
+from broker_hub.pypi.topics import source_of
 from broker_hub.storage.api import Store
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,18 @@ class TopicView:
 
 
 @dataclass(frozen=True)
+class SourceView:
+    """A source index the hub watches (the PyPI bridge): how far it has read, how far behind."""
+
+    source: str
+    serial: int | None  # the newest journal serial published (None: not polled yet)
+    lag_seconds: float  # 0 when the last poll was caught up; else since it last was
+    caught_up_at: float | None
+    failing_since: float | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     taken_at: float
     subscriptions: dict[str, int]
@@ -56,6 +70,7 @@ class Snapshot:
     mirrors: list[MirrorView] = field(default_factory=list)
     failures: list[MirrorView] = field(default_factory=list)
     topic_rows: list[TopicView] = field(default_factory=list)
+    sources: list[SourceView] = field(default_factory=list)
 
     def mirrors_by_state(self) -> dict[str, int]:
         counts = {"healthy": 0, "failing": 0, "paused": 0}
@@ -79,6 +94,7 @@ class Snapshot:
             "mirrors": [dataclasses.asdict(m) for m in self.mirrors],
             "recent_failures": [dataclasses.asdict(m) for m in self.failures],
             "topic_list": [dataclasses.asdict(t) for t in self.topic_rows],
+            "sources": [dataclasses.asdict(v) for v in self.sources],
         }
 
 
@@ -122,6 +138,7 @@ def take_snapshot(
     queue_depths: Callable[[], QueueDepths] | None = None,
     mirror_limit: int = 50,
     policy: BreakerPolicy = DEFAULT_POLICY,
+    sources: tuple[str, ...] = (),
 ) -> Snapshot:
     """Read everything once. ``mirror_limit`` bounds the mirrors shown and labelled."""
     backlog = storage.backlog_oldest(now)
@@ -151,6 +168,27 @@ def take_snapshot(
         mirrors=views,
         failures=failures,
         topic_rows=topics,
+        sources=[_source_view(storage, name, now) for name in sources],
+    )
+
+
+def watched_sources(settings: Settings) -> tuple[str, ...]:
+    """The source indexes this hub's poller watches (the PyPI bridge's, when it is on)."""
+    return (source_of(settings.pypi_url),) if settings.pypi_enabled else ()
+
+
+def _source_view(storage: Store, name: str, now: float) -> SourceView:
+    state = storage.source_state(name)
+    if state is None:
+        return SourceView(name, None, 0.0, None, None, None)
+    behind = state.failing_since is not None and state.caught_up_at is not None
+    return SourceView(
+        source=name,
+        serial=state.last_serial,
+        lag_seconds=max(0.0, now - state.caught_up_at) if behind and state.caught_up_at else 0.0,
+        caught_up_at=state.caught_up_at,
+        failing_since=state.failing_since,
+        last_error=state.last_error,
     )
 
 

@@ -9,7 +9,7 @@ import time
 from broker_hub.breaker import BreakerPolicy
 from broker_hub.config import Settings
 from broker_hub.messaging import Messaging
-from broker_hub.opsview import read_queue_depths, take_snapshot
+from broker_hub.opsview import read_queue_depths, take_snapshot, watched_sources
 from broker_hub.storage import Storage
 from web.status_page import render_text
 
@@ -30,7 +30,8 @@ def status_command(settings: Settings, as_json: bool = False) -> int:
     read = None if messaging.is_memory else (lambda: read_queue_depths(messaging))
     snap = take_snapshot(storage, time.time(), queue_depths=read,
                          mirror_limit=settings.mirror_labels_max,
-                         policy=BreakerPolicy.for_backoff(settings.delivery_backoff_base))
+                         policy=BreakerPolicy.for_backoff(settings.delivery_backoff_base),
+                         sources=watched_sources(settings))
     storage.close()
     if as_json:
         print(json.dumps(snap.as_json(), indent=2, sort_keys=True))

@@ -13,11 +13,12 @@ from flask import Blueprint, Response, current_app, jsonify
 from broker_hub import metrics as metrics_module
 from broker_hub.breaker import BreakerPolicy
 from broker_hub.metrics_multiprocess import clean_dead_processes
-from broker_hub.opsview import Snapshot, read_queue_depths, take_snapshot
+from broker_hub.opsview import Snapshot, read_queue_depths, take_snapshot, watched_sources
 from web import status_page
 from web.state import EXTENSION, WebState, web_state
 
 blueprint = Blueprint("pages", __name__)
+
 SNAPSHOT_TTL = 5.0  # seconds a snapshot is reused: scrapes and page loads read the DB that often
 _CACHE = "broker_hub_status"
 
@@ -79,5 +80,6 @@ def _snapshot() -> Snapshot:
                 queue_depths=lambda: read_queue_depths(messaging),
                 mirror_limit=services.settings.mirror_labels_max,
                 policy=BreakerPolicy.for_backoff(services.settings.delivery_backoff_base),
+                sources=watched_sources(services.settings),
             )
         return snap

@@ -59,13 +59,27 @@ def render(snap: Snapshot, now: float | None = None) -> str:
         f"<td>{_ago(t.last_fetch_at, now)}</td><td>{t.pending_pings}</td></tr>"
         for t in snap.topic_rows
     ) or _empty(4, "no topics with subscriptions")
+    source_rows = "".join(
+        f"<tr><td>{escape(v.source)}</td><td>{'-' if v.serial is None else v.serial}</td>"
+        f"<td>{_duration(v.lag_seconds)}</td><td>{_ago(v.caught_up_at, now)}</td>"
+        f"<td>{'failing' if v.failing_since else 'ok'}</td>"
+        f"<td>{escape((v.last_error or '')[:120])}</td></tr>"
+        for v in snap.sources
+    )
+    sources = (
+        "<h2>Source index (PyPI bridge)</h2><table id=sources><tr><th>source</th>"
+        "<th>journal serial</th><th>lag</th><th>caught up</th><th>journal</th>"
+        f"<th>last error</th></tr>{source_rows}</table>"
+        if snap.sources
+        else ""
+    )
     stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(snap.taken_at))
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta http-equiv="refresh" content="15">'
         f"<title>broker-hub status</title><style>{_STYLE}</style></head><body>"
         f"<h1>broker-hub status <span class=muted>{escape(stamp)}</span></h1>"
-        f"<div class=cards>{''.join(cards)}</div>"
+        f"<div class=cards>{''.join(cards)}</div>{sources}"
         "<h2>Mirrors</h2><table id=mirrors><tr><th>mirror</th><th>state</th>"
         "<th>subscriptions</th><th>consecutive failures</th><th>last status</th>"
         "<th>error class</th><th>last success</th><th>oldest undelivered</th></tr>"
@@ -96,6 +110,12 @@ def render_text(snap: Snapshot, now: float | None = None) -> str:
         f"broker         {'ok' if snap.broker_ok else 'unreachable'}"
         + "".join(f", {t}.{s}={n}" for (t, s), n in sorted(snap.queues.items())),
     ]
+    for v in snap.sources:
+        lines.append(
+            f"source         {v.source}: serial {'-' if v.serial is None else v.serial}, "
+            f"lag {_duration(v.lag_seconds)}, journal "
+            f"{'failing: ' + (v.last_error or '')[:80] if v.failing_since else 'ok'}"
+        )
     if snap.mirrors:
         lines.append("")
         lines.append(f"{'MIRROR':<32} {'STATE':<8} {'SUBS':>5} {'FAILS':>5} {'STATUS':>6} "
