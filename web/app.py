@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from broker_hub.config import Settings
 from broker_hub.ratelimit import RateLimiter
 from broker_hub.services import Services
-from web import hub, pages, pypi_topics
+from web import catchup, hub, pages, pypi_topics
 from web.state import EXTENSION, WebState
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.register_blueprint(hub.blueprint)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(pypi_topics.blueprint)
+    app.register_blueprint(catchup.blueprint)
 
     @app.errorhandler(HTTPException)
     def plain_http_error(exc: HTTPException) -> Response:

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_PAGES_PER_POLL = 20  # a backlog pages through in one go (1,000,000 entries), lease renewed
+ROUND_ENTRIES = 1000  # journal entries per notification: a 50,000-entry page is 50 rounds
 MAX_BACKOFF = 300.0  # seconds between polls of a failing journal, at most
 RETENTION_EVERY = 300.0
 
@@ -76,6 +77,7 @@ class Poller(Role):
         self._rss_loaded = False
         self._failures = 0
         self._not_before = 0.0
+        self._rate_limited = False
 
     def periodic(self) -> list[Periodic]:
         return [
@@ -93,13 +95,18 @@ class Poller(Role):
     def poll(self) -> None:
         """Read what the journal has after ``last`` and publish it (paging a backlog)."""
         s = self.services
-        if s.clock() < self._not_before:
-            return
+        backing_off = s.clock() < self._not_before
+        if backing_off and self._rate_limited:
+            return  # asked to wait: neither the journal nor RSS until then
         if not s.storage.claim_source(self.source, self.holder, s.clock(), self.lease_ttl):
             self._count("standby")  # another poller holds the lease
             return
         state = s.storage.source_state(self.source)
         assert state is not None  # claim_source made the row
+        if backing_off:  # the journal is failing: RSS every interval meanwhile, once it is time
+            if state.last_serial is not None and self._should_fall_back():
+                self._fall_back(state.last_serial)
+            return
         if state.last_serial is None:
             self._start()
             return
@@ -114,21 +121,21 @@ class Poller(Role):
                 self._observe(last, caught_up=True, newest=None)
                 self._count("unchanged")
                 return
-            round_ = Round(self.source, last, page.last_serial_seen, tuple(page.changes))
-            published = publish_round(s, round_)
-            s.storage.advance_source(
-                self.source, round_.until, s.clock(), caught_up=not page.more
-            )
+            for round_ in rounds(self.source, last, page):
+                published = publish_round(s, round_)
+                done = not page.more and round_.until == page.last_serial_seen
+                s.storage.advance_source(self.source, round_.until, s.clock(), caught_up=done)
+                s.metrics.source_entries.labels(self.source, "published").inc(published.entries)
+                newest = max((c.timestamp for c in round_.changes), default=None)
+                self._observe(round_.until, caught_up=done, newest=newest)
+                logger.info(
+                    "%s: serials %d..%d: %d entries, %d notifications",
+                    self.source, round_.since + 1, round_.until, published.entries,
+                    published.notifications,
+                )  # fmt: skip
+                last = round_.until
             self._count("changed")
-            s.metrics.source_entries.labels(self.source, "published").inc(published.entries)
-            newest = max((c.timestamp for c in page.changes), default=None)
-            self._observe(round_.until, caught_up=not page.more, newest=newest)
-            logger.info(
-                "%s: serials %d..%d: %d entries, %d notifications",
-                self.source, last + 1, round_.until, published.entries, published.notifications,
-            )  # fmt: skip
-            last = round_.until
-            if not page.more:
+            if not page.more or self._rate_limited:
                 return
             s.storage.claim_source(self.source, self.holder, s.clock(), self.lease_ttl)
 
@@ -146,7 +153,7 @@ class Poller(Role):
 
     def _read(self, last: int) -> Page | None:
         page = self._guard(lambda: self.journal.since(last))
-        if page is None and self._should_fall_back():
+        if page is None and not self._rate_limited and self._should_fall_back():
             self._fall_back(last)
         return page
 
@@ -157,11 +164,13 @@ class Poller(Role):
             result = call()
         except RateLimited as exc:
             self._not_before = s.clock() + exc.retry_after
+            self._rate_limited = True
             self._count("rate_limited")
             logger.warning("%s: rate limited; next poll in %.0f s", self.source, exc.retry_after)
             return None
         except (IndexForbidden, JournalUnavailable, JournalFault, MalformedAnswer) as exc:
             self._failures += 1
+            self._rate_limited = False
             wait = min(MAX_BACKOFF, self.interval * 2 ** min(self._failures, 10))
             self._not_before = s.clock() + wait
             error = f"{exc.__class__.__name__}: {exc}"
@@ -172,6 +181,13 @@ class Poller(Role):
             return None
         self._failures = 0
         self._not_before = 0.0
+        self._rate_limited = False
+        limit = self.journal.rate_limit
+        if limit is not None and limit.remaining == 0 and limit.reset:
+            # the index says the next call would be refused: wait for its window (no bursts)
+            self._not_before = s.clock() + min(limit.reset, MAX_BACKOFF)
+            self._rate_limited = True
+            self._count("paced")
         return result
 
     # -- degraded: the RSS fallback -----------------------------------------------------------
@@ -190,7 +206,7 @@ class Poller(Role):
             self.rss.import_state(json.loads(state.rss_state))
         self._rss_loaded = True
         try:
-            got = self.rss.poll(newer_than=state.caught_up_at if state else None)
+            got = self.rss.poll(newer_than=self._newest_journal_timestamp())
         except (IndexForbidden, JournalUnavailable, MalformedAnswer) as exc:
             self._count("rss_failed")
             logger.warning("%s: the RSS fallback failed too (%s)", self.source, exc)
@@ -203,6 +219,12 @@ class Poller(Role):
                 self.source, published.entries,
             )  # fmt: skip
         self._count("degraded")
+
+    def _newest_journal_timestamp(self) -> float | None:
+        """When the newest journal entry published happened (PyPI's clock): RSS items older
+        than it came through the journal already; items of the same second may repeat."""
+        newest = self.services.storage.entries_latest(self.source, None, 1)
+        return float(json.loads(newest[0][1])["timestamp"]) if newest else None
 
     # -- bookkeeping --------------------------------------------------------------------------
 
@@ -236,6 +258,24 @@ class Poller(Role):
         )
         if dropped:
             logger.info("%s: %d journal entries past retention dropped", self.source, dropped)
+
+
+def rounds(source: str, last: int, page: Page) -> list[Round]:
+    """The page cut into rounds of at most ROUND_ENTRIES changes, chained since -> until; the
+    last round ends at the page's last serial (bad entries at its end included). The cuts
+    depend only on ``last`` and the page, so a page read again after a crash gives the same
+    rounds (and the same notification keys)."""
+    cuts: list[Round] = []
+    since = last
+    changes = page.changes
+    for start in range(0, max(len(changes), 1), ROUND_ENTRIES):
+        chunk = tuple(changes[start : start + ROUND_ENTRIES])
+        final = start + ROUND_ENTRIES >= len(changes)
+        until = page.last_serial_seen if final else chunk[-1].serial
+        assert until is not None
+        cuts.append(Round(source, since, until, chunk))
+        since = until
+    return cuts
 
 
 SPEC = RoleSpec(

@@ -11,6 +11,7 @@ from broker_hub.storage.backends import Backend, backend_for
 from broker_hub.storage.notifications import NotificationQueries
 from broker_hub.storage.records import (
     FetchClaim,
+    FinishedFetch,
     NewNotification,
     Notification,
     PingRecord,
@@ -35,6 +36,7 @@ from broker_hub.urls import host_label
 
 __all__ = [
     "FetchClaim",
+    "FinishedFetch",
     "NewNotification",
     "Notification",
     "PingRecord",

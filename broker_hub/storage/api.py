@@ -13,6 +13,7 @@ from typing import Protocol
 
 from broker_hub.storage.records import (
     FetchClaim,
+    FinishedFetch,
     NewNotification,
     Notification,
     PingRecord,
@@ -103,6 +104,7 @@ class Store(Protocol):
         now: float,
     ) -> None: ...
     def mark_fetched(self, topic: str, fetched_seq: int) -> None: ...
+    def finish_fetches(self, done: list[FinishedFetch], now: float) -> None: ...
     def topics_summary(self, limit: int = 50) -> list[TopicSummary]: ...
 
     # -- source indexes (the PyPI bridge)
