@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -71,7 +72,10 @@ def create_app(state: State, metrics: MirrorMetrics, *, wake: threading.Event | 
         raw_sequence = request.headers.get("X-Hub-Sequence", "")
         sequence = int(raw_sequence) if raw_sequence.isdigit() else None
         delivery = request.headers.get("X-Hub-Delivery-Id") or None
-        if not state.accept(delivery, sub.topic, sequence, body, clock()):
+        # A retry repeats the id and the body; a hub that lost its database reuses ids with
+        # other bodies, which are new notifications.
+        key = f"{delivery}:{hashlib.sha256(body).hexdigest()[:16]}" if delivery else None
+        if not state.accept(key, sub.topic, sequence, body, clock()):
             metrics.notifications.labels("duplicate").inc()
             logger.info("delivery %s already received: dropped", delivery)
             return _text("duplicate delivery, already queued", 200)

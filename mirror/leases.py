@@ -31,6 +31,7 @@ class Leases:
         self.session = session
         self.lease_seconds = lease_seconds
         self.clock = clock
+        self._started = False  # the first round asks again for every subscription
 
     def callback(self, sub: Subscription) -> str:
         return f"{self.callback_base}callback/{sub.token}"
@@ -45,9 +46,12 @@ class Leases:
         return sub.expires_at - now < renew_margin(sub.expires_at - sub.verified_at)
 
     def run_once(self) -> None:
+        """Send what is due. On start, every subscription is asked for again: the hub may have
+        lost it while we were down (a renewal is harmless: the hub verifies and extends it)."""
         now = self.clock()
+        first, self._started = not self._started, True
         for sub in self.state.subscriptions():
-            if not self.needs_request(sub, now):
+            if not (first or self.needs_request(sub, now)):
                 continue
             try:
                 hubclient.request(self.session, self.hub_url, mode=sub.wanted, topic=sub.topic,

@@ -172,5 +172,10 @@ def test_a_410_from_the_real_hub_runs_the_full_sync(hub_env, spawn_hub, index_ur
         assert 'broker_hub_mirror_catchups_total{outcome="gone"} 1.0' in text
         assert "keeps the journal only after serial" in second.log()  # the hub's explanation
         wait_for(lambda: "FULL SYNC NEEDED" not in second.status(), timeout=30)
+        # the new hub never knew the agent: asked again on start, it follows the topic again;
+        # its delivery ids restart too (the same id, another body: not a replay)
+        pypi.release("Hub_Gone", "1.3")
+        wait_for(lambda: second.metric("broker_hub_mirror_syncs_total") >= 1, timeout=60,
+                 message=f"a sync through the new hub ({second.log()[-3000:]})")
     finally:
         second.stop()

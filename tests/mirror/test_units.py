@@ -176,10 +176,13 @@ def test_callback_checks_signature_and_body(tmp_path: Path):
     assert client.post(f"/callback/{sub.token}", data=junk, headers=junk_sign).status_code == 400
     assert client.post(f"/callback/{sub.token}", data=good, headers=sign).status_code == 202
     assert client.post(f"/callback/{sub.token}", data=good, headers=sign).status_code == 200
-    assert state.count("inbox") == 1
+    other = body(entry(3, "B", "file_added", "b.whl"))  # a reset hub reuses the id
+    assert client.post(f"/callback/{sub.token}", data=other, headers={
+        **sign, "X-Hub-Signature": signature_header(sub.secret, other)}).status_code == 202
+    assert state.count("inbox") == 2
     assert client.post("/callback/no-such-token", data=good, headers=sign).status_code == 410
-    assert b"broker_hub_mirror_inbox 1.0" in client.get("/metrics").data
-    assert client.get("/status").data.startswith(b"subscriptions 0/1 active; inbox 1")
+    assert b"broker_hub_mirror_inbox 2.0" in client.get("/metrics").data
+    assert client.get("/status").data.startswith(b"subscriptions 0/1 active; inbox 2")
 
 
 def test_projects_file_and_flags_become_topics(tmp_path: Path):
