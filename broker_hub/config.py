@@ -50,6 +50,13 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _queue_type(value: str) -> str:
+    value = value.strip().lower()
+    if value not in ("classic", "quorum"):
+        raise ValueError("must be classic or quorum")
+    return value
+
+
 def _http_client(value: str) -> str:
     value = value.strip().lower()
     if value not in HTTP_CLIENTS:
@@ -123,6 +130,9 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_PYPI_RETENTION": ("pypi_retention", _positive_float),
     "HUB_PYPI_START_SERIAL": ("pypi_start_serial", int),
     "HUB_NAMESPACE": ("namespace", str),
+    "HUB_QUEUE_TYPE": ("queue_type", _queue_type),
+    "HUB_QUEUE_DELIVERY_LIMIT": ("queue_delivery_limit", _positive_int),
+    "HUB_MIRROR_LABELS_MAX": ("mirror_labels_max", _positive_int),
     "HUB_LOG_LEVEL": ("log_level", str),
 }
 
@@ -182,6 +192,9 @@ class Settings:
     pypi_retention: float = 7 * 86400.0  # journal entries kept for catch-up
     pypi_start_serial: int = -1  # the first poll starts here; < 0: at the index's newest serial
     namespace: str = "broker_hub"  # prefix of every exchange and queue name
+    queue_type: str = "classic"  # work queues: classic, or quorum (replicated)
+    queue_delivery_limit: int = 20  # quorum: redeliveries before a message is dead-lettered
+    mirror_labels_max: int = 50  # mirrors with their own `mirror` label; the rest: other
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:

@@ -187,6 +187,7 @@ class Poller(Role):
             # the index says the next call would be refused: wait for its window (no bursts)
             self._not_before = s.clock() + min(limit.reset, MAX_BACKOFF)
             self._rate_limited = True
+            self._count("paced")
         return result
 
     # -- degraded: the RSS fallback -----------------------------------------------------------

@@ -16,6 +16,7 @@ from tests.support.hubs import RunningHub, embedded, poll
 from tests.support.subscriber import SubscriberClient
 
 SECRET = "mirror-secret"
+USER_AGENT = "broker-hub tests (https://example.org/contact)"
 
 
 @pytest.fixture
@@ -31,6 +32,7 @@ def bridge_env(index_url: str, **overrides: str) -> dict[str, str]:
         "HUB_PYPI_POLL_INTERVAL": "0.2",
         "HUB_PYPI_FALLBACK_AFTER": "1",
         "HUB_PYPI_TIMEOUT": "10",
+        "HUB_PYPI_USER_AGENT": USER_AGENT,
         **overrides,
     }
 

@@ -9,6 +9,7 @@ from tests.pypi.conftest import follow, serials, wait_pushes
 from tests.support.fake_pypi import FakePyPIClient
 from tests.support.hubs import RunningHub
 from tests.support.subscriber import SubscriberClient
+from tests.support.waits import quiet_period
 
 
 @pytest.mark.parametrize(
@@ -82,3 +83,24 @@ def test_journal_outage_falls_back_to_rss_marked_degraded(
                       timeout=40)  # fmt: skip
     journal = [n for n in got if not n["degraded"]]
     assert "while-down" in {e["normalized"] for n in journal for e in n["entries"]}
+
+
+def test_rate_limit_answers_are_honoured(
+    bridge: RunningHub, fake_pypi: tuple[str, FakePyPIClient], subscriber: SubscriberClient
+) -> None:
+    """Over the index's limit (429 + a rate-limit fault, RateLimit-Reset), the poller waits for
+    the window instead of hammering, and what changed meanwhile still arrives."""
+    _, pypi = fake_pypi
+    follow(bridge, subscriber, "pypi/changes", "/all")
+    pypi.ratelimit(limit=1, window=3)  # one call per 3 s; the poller would call every 0.2 s
+    before = pypi.stats()["xmlrpc_calls"]
+    quiet_period(2.0)
+    for i in range(3):
+        pypi.release(f"limited{i}", "1.0")
+    newest = pypi.last_serial()
+    wait_pushes(subscriber, "/all", lambda n: max(serials(n), default=0) >= newest, timeout=30)
+    outcomes = ("rate_limited", "paced")
+    waited = sum(bridge.metric("broker_hub_polls_total", outcome=o) for o in outcomes)
+    assert waited >= 1  # refused (429) or paced by RateLimit-Remaining: 0
+    calls = pypi.stats()["xmlrpc_calls"] - before
+    assert calls <= 6, calls  # not the ~15 of 0.2 s polling over those ~3 s
