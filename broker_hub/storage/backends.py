@@ -6,9 +6,12 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+T = TypeVar("T")
 
 
 class Backend:
@@ -46,6 +49,23 @@ class Backend:
     def transaction(self) -> Iterator[None]:
         raise NotImplementedError
         yield
+
+    def retrying(self, work: Callable[[], T], attempts: int = 3) -> T:
+        """Run ``work`` in a transaction, again (a few times) when the database aborted it to
+        break a deadlock or a serialization conflict; the last failure propagates."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.transaction():
+                    return work()
+            except Exception as exc:
+                if attempt == attempts or not self._is_conflict(exc):
+                    raise
+                time.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _is_conflict(exc: Exception) -> bool:
+        return False
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -103,6 +123,12 @@ class PostgresBackend(Backend):
                 self.close()
                 return super().execute(sql, params)
             raise
+
+    @staticmethod
+    def _is_conflict(exc: Exception) -> bool:
+        from psycopg import errors
+
+        return isinstance(exc, errors.DeadlockDetected | errors.SerializationFailure)
 
     @staticmethod
     def _is_disconnect(exc: Exception) -> bool:

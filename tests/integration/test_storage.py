@@ -414,3 +414,31 @@ def test_create_schema_adds_columns_an_older_database_lacks(database_url: str) -
         assert old.claim_fetch(T, 11.0, 30).busy
     finally:
         old.close()
+
+
+def test_mark_delivered_from_two_threads_never_deadlocks(storage: Storage) -> None:
+    """Two deliverers recording the same subscriptions, each in its own order, at once: on
+    PostgreSQL, updates taken in different orders deadlock (and a deliverer's batches were
+    delivered again); they are taken in id order."""
+    import threading
+
+    ids = [storage.activate(T, f"http://m{i}.example/cb", None, 3600, NOW).id for i in range(300)]
+    errors: list[BaseException] = []
+
+    def record(order: list[int], base: int) -> None:
+        try:
+            for n in range(15):
+                storage.mark_delivered([(sid, base + n) for sid in order])
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=record, args=(ids, 1000)),
+        threading.Thread(target=record, args=(list(reversed(ids)), 2000)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert {storage.subscription(sid).delivered_upto for sid in ids} == {2014}
