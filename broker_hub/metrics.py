@@ -66,7 +66,9 @@ class Metrics:
         )
         self.deliveries = Counter(
             "broker_hub_deliveries_total",
-            "Delivery attempts by outcome (delivered, failed, gone, retried, parked, refused).",
+            "Delivery attempts by outcome (delivered, failed, gone, parked, refused, dropped, "
+            "paused: held back by the mirror's breaker, waiting: held back for the topic's "
+            "previous notification).",
             ["mirror", "outcome"],
             registry=r,
         )

@@ -35,6 +35,7 @@ from broker_hub.storage import MirrorResult, Notification, Subscription
 from workers.distribution import Distribution
 from workers.http_engine import HttpEngine
 from workers.inbound import Inbound
+from workers.ordering import RECHECK_SECONDS, DeliveryOrder
 from workers.pacing import Pacing
 from workers.role import Consume, Periodic, Role, RoleSpec
 
@@ -75,6 +76,10 @@ class Deliverer(Role):
         self.engine = engine
         self.clock = clock or services.clock
         self.jobs = 0  # broker messages in flight
+        # the previous notification is awaited at most this long after its ping
+        self.order = DeliveryOrder(
+            self.storage, wait=2 * settings.http_timeout + 5, clock=self.clock
+        )
         self._done: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._notifications: OrderedDict[int, Notification] = OrderedDict()
         self._latency_children: dict[str, Any] = {}
@@ -111,17 +116,28 @@ class Deliverer(Role):
         for the breaker's pause (the attempt is not counted: pausing never parks)."""
         assert job.notification is not None
         ready, held = self.pacing.split(subs)
+        waiting = self.order.behind(job.notification, ready)
+        if waiting:  # the topic's previous notification first (workers/ordering.py)
+            held += [(s, RECHECK_SECONDS) for s in ready if s.id in waiting]
+            ready = [s for s in ready if s.id not in waiting]
         for sub, wait in held:
             try:
                 self.publisher.publish_delayed(
-                    DeliverOne(job.notification.id, sub.id, pinged_at, job.attempt, "paused"),
+                    DeliverOne(
+                        job.notification.id,
+                        sub.id,
+                        pinged_at,
+                        job.attempt,
+                        "waiting" if sub.id in waiting else "paused",
+                    ),
                     topology.DELIVER,
                     wait,
                 )
             except Unavailable:
                 ready.append(sub)  # cannot hold it back: deliver it now
                 continue
-            self.metrics.deliveries.labels(self.pacing.label(sub.mirror), "paused").inc()
+            outcome = "waiting" if sub.id in waiting else "paused"
+            self.metrics.deliveries.labels(self.pacing.label(sub.mirror), outcome).inc()
         return ready
 
     # -- distribution -----------------------------------------------------------------------

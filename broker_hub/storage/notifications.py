@@ -87,6 +87,14 @@ class NotificationQueries:
         ).fetchone()
         return _notification(row) if row else None
 
+    def notification_at(self, topic: str, sequence: int) -> Notification | None:
+        """The topic's notification with that sequence number, if still stored."""
+        row = self.backend.execute(
+            f"SELECT {_COLUMNS} FROM notifications WHERE topic = ? AND sequence = ?",
+            (topic, sequence),
+        ).fetchone()
+        return _notification(row) if row else None
+
     def notifications_after(self, topic: str, sequence: int, limit: int) -> list[Notification]:
         """The topic's notifications with a sequence number above ``sequence``, oldest first."""
         rows = self.backend.execute(
