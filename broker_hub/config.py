@@ -75,6 +75,7 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_METRICS_PORT": ("metrics_port", int),
     "HUB_FETCH_MAX_BYTES": ("fetch_max_bytes", _positive_int),
     "HUB_FETCH_MAX_REDIRECTS": ("fetch_max_redirects", int),
+    "HUB_FEED_MAX_ENTRIES": ("feed_max_entries", int),
     "HUB_MAX_REQUEST_BYTES": ("max_request_bytes", _positive_int),
     "HUB_MAX_URL_LENGTH": ("max_url_length", _positive_int),
     "HUB_DELIVERY_CONCURRENCY": ("delivery_concurrency", _positive_int),
@@ -118,6 +119,7 @@ class Settings:
     metrics_port: int = 0  # 0: the worker picks its documented default
     fetch_max_bytes: int = 10 * 1024 * 1024
     fetch_max_redirects: int = 5
+    feed_max_entries: int = 10_000  # a feed with more entries is refused; 0: unlimited
     max_request_bytes: int = 64 * 1024
     max_url_length: int = 2048
     delivery_concurrency: int = 512
