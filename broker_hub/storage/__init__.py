@@ -13,21 +13,29 @@ from broker_hub.storage.records import (
     Notification,
     PingRecord,
     Subscription,
+    SubscriptionLimits,
     TopicState,
 )
-from broker_hub.storage.schema import ADDED_COLUMNS, COLUMNS_QUERY, add_column, statements
+from broker_hub.storage.schema import (
+    ADDED_COLUMNS,
+    COLUMNS_QUERY,
+    LATE_STATEMENTS,
+    add_column,
+    statements,
+)
+from broker_hub.storage.subscribe import SubscriptionWrites
 from broker_hub.storage.topics import TopicQueries
-from broker_hub.urls import host_label
 
-__all__ = ["FetchClaim", "Notification", "PingRecord", "Storage", "Subscription", "TopicState"]
-
+__all__ = [
+    "FetchClaim", "Notification", "PingRecord", "Storage", "Subscription",
+    "SubscriptionLimits", "TopicState",
+]  # fmt: skip
 _SUB_COLUMNS = (
     "id, topic, callback, secret, lease_seconds, expires_at, delivered_upto, callback_host"
 )
-
-
-class Storage(TopicQueries):
-    """Every query the hub makes (a topic's pings and fetches: :class:`TopicQueries`).
+class Storage(TopicQueries, SubscriptionWrites):
+    """Every query the hub makes (a topic's pings and fetches: :class:`TopicQueries`;
+    writing subscriptions under their limits: :class:`SubscriptionWrites`).
     Thread-safe: each thread gets its own connection."""
 
     def __init__(self, backend: Backend):
@@ -48,6 +56,8 @@ class Storage(TopicQueries):
                 present = self.backend.execute(COLUMNS_QUERY[dialect], (table,)).fetchall()
                 if column not in {row[0] for row in present}:
                     self.backend.execute(add_column(dialect, table, column, definition))
+            for statement in LATE_STATEMENTS:
+                self.backend.execute(statement)
 
     def ping(self) -> None:
         """Raise when the database does not answer."""
@@ -84,39 +94,6 @@ class Storage(TopicQueries):
         return cur.rowcount or 0
 
     # -- subscriptions ----------------------------------------------------------------------
-
-    def activate(
-        self, topic: str, callback: str, secret: str | None, lease_seconds: int, now: float
-    ) -> Subscription:
-        """Create the subscription, or replace its secret and lease (a verified re-subscribe)."""
-        row = self.backend.execute(
-            "INSERT INTO subscriptions (topic, callback, callback_host, secret, lease_seconds, "
-            "expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (topic, callback) DO UPDATE SET secret = excluded.secret, "
-            "lease_seconds = excluded.lease_seconds, expires_at = excluded.expires_at "
-            f"RETURNING {_SUB_COLUMNS}",
-            (
-                topic,
-                callback,
-                host_label(callback),
-                secret,
-                lease_seconds,
-                now + lease_seconds,
-                now,
-            ),
-        ).fetchone()
-        return Subscription(*row)
-
-    def apply_verified(
-        self, changes: list[tuple[str, str, str, str | None, int]], now: float
-    ) -> None:
-        """Apply verified (mode, topic, callback, secret, lease) intents in one transaction."""
-        with self.backend.transaction():
-            for mode, topic, callback, secret, lease in changes:
-                if mode == "subscribe":
-                    self.activate(topic, callback, secret, lease, now)
-                else:
-                    self.remove(topic, callback)
 
     def remove(self, topic: str, callback: str) -> bool:
         cur = self.backend.execute(

@@ -50,3 +50,14 @@ class Notification:
     content_type: str
     body: bytes
     pinged_at: float
+
+
+class SubscriptionLimits(NamedTuple):
+    """HUB_MAX_SUBSCRIPTIONS_PER_TOPIC / _PER_HOST, enforced where a subscription is written."""
+
+    per_topic: int = 0  # 0: unlimited
+    per_address: int = 0  # active subscriptions whose callbacks reach one address; 0: unlimited
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_topic > 0 or self.per_address > 0

@@ -48,6 +48,14 @@ TABLES = [
 # database lacks (table, column, definition).
 ADDED_COLUMNS = [
     ("topics", "fetch_until", "{real} NOT NULL DEFAULT 0"),
+    # the address a callback reaches (broker_hub.ratelimit.address_key): what
+    # HUB_MAX_SUBSCRIPTIONS_PER_HOST counts, whatever the spelling or port
+    ("subscriptions", "callback_address", "TEXT NOT NULL DEFAULT ''"),
+]
+
+# Run after ADDED_COLUMNS (they index added columns).
+LATE_STATEMENTS = [
+    "CREATE INDEX IF NOT EXISTS subscriptions_address ON subscriptions (callback_address)",
 ]
 
 # The names of a table's columns (one parameter: the table).

@@ -141,7 +141,8 @@ def test_every_redirect_hop_of_a_fetch_is_checked(tmp_path, publisher, monkeypat
         messaging=messaging,
         metrics=metrics,
     )
-    seq = storage.record_ping(topic).seq
+    storage.activate(topic, "http://mirror.invalid/cb", None, 3600, time.time())
+    seq = storage.record_ping(topic, time.time()).seq
     fetcher.handle(FetchTopic(topic=topic, seq=seq, pinged_at=time.time()))
     assert [f["path"] for f in publisher.fetches()] == ["/hop.xml"]
     assert metrics.fetches.labels("refused")._value.get() == 1
