@@ -86,6 +86,7 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_NOTIFICATION_RETENTION": ("notification_retention", _positive_float),
     "HUB_WEB_WORKERS": ("web_workers", _positive_int),
     "HUB_WEB_THREADS": ("web_threads", _positive_int),
+    "HUB_WEB_BODY_TIMEOUT": ("web_body_timeout", _positive_float),
     "HUB_PUBLISH_TOKEN": ("publish_token", str),
     "HUB_MAX_SUBSCRIPTIONS_PER_TOPIC": ("max_subscriptions_per_topic", int),
     "HUB_MAX_SUBSCRIPTIONS_PER_HOST": ("max_subscriptions_per_host", int),
@@ -130,6 +131,7 @@ class Settings:
     notification_retention: float = 7 * 86400.0
     web_workers: int = 2
     web_threads: int = 8
+    web_body_timeout: float = 10.0  # seconds a request body may take to arrive (else 408)
     publish_token: str = field(default="", repr=False)
     max_subscriptions_per_topic: int = 0  # 0: unlimited
     max_subscriptions_per_host: int = 0  # 0: unlimited

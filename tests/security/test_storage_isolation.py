@@ -26,7 +26,7 @@ def storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
         store.close()
 
 
-def _concurrently(n: int, work):  # noqa: ANN202 - (results, runner)
+def _concurrently(n: int, work):
     """Run ``work(i)`` on ``n`` threads released together; their results (or exceptions)."""
     results: list[object] = [None] * n
     barrier = threading.Barrier(n)
