@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test rabbitmq lint bench clean
+.PHONY: help venv run test test-unit rabbitmq lint bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,15 +27,20 @@ run: venv ## run web + fetcher + deliverer in one process (memory broker, SQLite
 	@echo "make run: HUB_ALLOW_PRIVATE_ADDRESSES=true (loopback/private topics and callbacks allowed, for trying the hub on one machine)"
 	HUB_ALLOW_PRIVATE_ADDRESSES=true $(BIN)/broker-hub run
 
-test: venv rabbitmq ## lint, then the whole test suite (needs RabbitMQ and PostgreSQL on 127.0.0.1)
-	$(BIN)/ruff check .
-	$(BIN)/pytest -q
+test: venv rabbitmq lint ## lint, the fast in-process layer, then the rest (needs RabbitMQ and PostgreSQL)
+	$(BIN)/pytest -q tests/unit tests/inproc
+	$(BIN)/pytest -q --ignore=tests/unit --ignore=tests/inproc
+
+test-unit: venv ## only the fast layer: pure logic and in-process tests (no RabbitMQ, no subprocess)
+	$(BIN)/pytest -q tests/unit tests/inproc
 
 rabbitmq: ## make sure RabbitMQ answers on 127.0.0.1:5672 (installs/starts it if needed; also pokes PostgreSQL)
 	bash scripts/ensure-rabbitmq.sh
 
-lint: venv ## ruff check
+lint: venv ## ruff, mypy, and the import contracts (web and workers never import each other)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: venv ## run the benchmarks (python -m bench)
 	$(BIN)/python -m bench

@@ -69,6 +69,10 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_LEASE_MAX": ("lease_max", _positive_int),
     "HUB_DELIVERY_MAX_ATTEMPTS": ("delivery_max_attempts", _positive_int),
     "HUB_DELIVERY_BACKOFF_BASE": ("delivery_backoff_base", _positive_float),
+    "HUB_FETCH_MAX_ATTEMPTS": ("fetch_max_attempts", _positive_int),
+    "HUB_FETCH_BACKOFF_BASE": ("fetch_backoff_base", _positive_float),
+    "HUB_VERIFY_MAX_ATTEMPTS": ("verify_max_attempts", _positive_int),
+    "HUB_VERIFY_BACKOFF_BASE": ("verify_backoff_base", _positive_float),
     "HUB_RETRY_AFTER_CAP": ("retry_after_cap", _positive_float),
     "HUB_HTTP_TIMEOUT": ("http_timeout", _positive_float),
     "HUB_SIGNATURE_ALGORITHM": ("signature_algorithm", _algorithm),
@@ -114,6 +118,11 @@ class Settings:
     lease_max: int = 2592000
     delivery_max_attempts: int = 8
     delivery_backoff_base: float = 30.0
+    # fetch and verification retries: 0 means "as HUB_DELIVERY_MAX_ATTEMPTS / _BACKOFF_BASE"
+    fetch_max_attempts: int = 0
+    fetch_backoff_base: float = 0.0
+    verify_max_attempts: int = 0
+    verify_backoff_base: float = 0.0
     retry_after_cap: float = 3600.0
     http_timeout: float = 10.0
     signature_algorithm: str = "sha256"
@@ -145,6 +154,11 @@ class Settings:
     def __post_init__(self) -> None:
         if not (self.lease_min <= self.lease_default <= self.lease_max):
             raise ConfigError("need HUB_LEASE_MIN <= HUB_LEASE_DEFAULT <= HUB_LEASE_MAX")
+        for prefix in ("fetch", "verify"):
+            if not getattr(self, f"{prefix}_max_attempts"):
+                object.__setattr__(self, f"{prefix}_max_attempts", self.delivery_max_attempts)
+            if not getattr(self, f"{prefix}_backoff_base"):
+                object.__setattr__(self, f"{prefix}_backoff_base", self.delivery_backoff_base)
         if not self.public_url:
             object.__setattr__(self, "public_url", f"http://{self.bind}/")
 

@@ -89,7 +89,7 @@ class _Scanner:
         p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
         p.EntityDeclHandler = _refuse
         p.UnparsedEntityDeclHandler = _refuse
-        p.ExternalEntityRefHandler = _refuse
+        p.ExternalEntityRefHandler = _refuse  # type: ignore[assignment]
         p.StartElementHandler = self._start
         p.EndElementHandler = self._end
         p.CharacterDataHandler = self._chars
@@ -126,11 +126,12 @@ class _Scanner:
             if self.kind is None:
                 raise _NotAFeed(name)
         elif self._entry is None and self._is_entry(name):
-            self._entry = _Entry(self.parser.CurrentByteIndex, key_parts={})
+            parts: dict[str, str] = {}
+            self._entry = _Entry(self.parser.CurrentByteIndex, key_parts=parts)
             self._entry_depth = len(self._stack)
             about = attrs.get(f"{RDF_NS} about")
             if about:
-                self._entry.key_parts["about"] = about
+                parts["about"] = about
         elif self._entry is not None and len(self._stack) == self._entry_depth + 1:
             field = _KEY_FIELDS.get(name)
             if field is not None and self._field is None:

@@ -117,4 +117,4 @@ def from_body(body: Any) -> Message:
     try:
         return cls(**{k: v for k, v in payload.items() if k in names})
     except TypeError as exc:
-        raise MessageError(f"bad {cls.kind} message: {exc}") from None
+        raise MessageError(f"bad {kind} message: {exc}") from None

@@ -76,6 +76,39 @@ class Metrics:
             registry=r,
         )
 
+        self.handler_errors = Counter(
+            "broker_hub_handler_errors_total",
+            "Unexpected errors of a role's message handler or periodic task.",
+            ["role"],
+            registry=r,
+        )
+        self.source_serial = Gauge(
+            "broker_hub_source_serial",
+            "The newest journal serial of the source index the hub has published.",
+            ["source"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.source_lag = Gauge(
+            "broker_hub_source_lag_seconds",
+            "Seconds between the newest change the source index has and the hub having it.",
+            ["source"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.polls = Counter(
+            "broker_hub_polls_total",
+            "Polls of a source index by outcome (changed, unchanged, failed, rate_limited, ...).",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.source_entries = Counter(
+            "broker_hub_source_entries_total",
+            "Journal entries read from a source index, by outcome (published, invalid).",
+            ["source", "outcome"],
+            registry=r,
+        )
+
     def render(self, *, multiprocess_dir: str | None = None) -> bytes:
         """The exposition text; with ``multiprocess_dir``, summed over every process that
         writes there (web workers (Granian processes), through ``PROMETHEUS_MULTIPROC_DIR``)."""

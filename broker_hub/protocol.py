@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_to_bytes
 
 from broker_hub import netguard
 from broker_hub.config import Settings
@@ -47,10 +47,33 @@ def parse_form(content_type: str | None, body: bytes, query: bytes = b"") -> lis
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("the request body is not valid UTF-8") from None
+    return _pairs(text)
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """``application/x-www-form-urlencoded`` pairs, strictly: a name or value whose
+    percent-decoding is not UTF-8 is refused (400 naming it), never replaced by U+FFFD (a
+    secret silently changed would make every signature wrong)."""
+    items = [item for item in text.split("&") if item]
+    if len(items) > MAX_FIELDS:
+        raise BadRequest(f"too many parameters (at most {MAX_FIELDS})", status=413)
+    pairs = []
+    for item in items:
+        raw_name, _, raw_value = item.partition("=")
+        name = _decode(raw_name, None)
+        pairs.append((name, _decode(raw_value, name)))
+    return pairs
+
+
+def _decode(raw: str, name: str | None) -> str:
     try:
-        return parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
-    except ValueError:
-        raise BadRequest(f"too many parameters (at most {MAX_FIELDS})", status=413) from None
+        return unquote_to_bytes(raw.replace("+", " ")).decode("utf-8")
+    except UnicodeDecodeError:
+        if name is not None:
+            what = f"the value of {name[:60]}"
+        else:
+            what = f"the parameter name {unquote_to_bytes(raw).decode('utf-8', 'replace')[:60]!r}"
+        raise BadRequest(f"{what} is not valid UTF-8 once percent-decoded") from None
 
 
 def _single(pairs: list[tuple[str, str]]) -> dict[str, str]:

@@ -161,8 +161,9 @@ def literal_address(host: str) -> str | None:
 class AddressCache:
     """Host name -> address key, resolved through ``getaddrinfo`` and kept ``ttl`` seconds.
 
-    A name that does not resolve (or not within ``timeout``) is keyed by the name itself; its
-    request fails anyway. Bounded: at most ``max_names`` names are kept.
+    A name that does not resolve is keyed by the name itself (its request fails anyway), and
+    so is one whose lookup takes longer than ``timeout`` (not cached: asked again next time).
+    One lookup per name at a time; at most ``max_names`` names are kept.
     """
 
     def __init__(
@@ -177,19 +178,29 @@ class AddressCache:
         self.ttl, self.timeout, self.max_names, self.clock = ttl, timeout, max_names, clock
         self._resolve = resolve or _getaddrinfo
         self._names: dict[str, tuple[float, str]] = {}
+        self._pending: dict[str, concurrent.futures.Future[list[str]]] = {}
         self._lock = threading.Lock()
-        self._pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="resolve")
+        self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="resolve")
 
     def key(self, name: str) -> str:
         now = self.clock()
         with self._lock:
             cached = self._names.get(name)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+            if cached is not None and cached[0] > now:
+                return cached[1]
+            pending = self._pending.get(name)  # one lookup per name at a time
+            if pending is None:
+                pending = self._pending[name] = self._pool.submit(self._resolve, name)
         try:
-            addresses = self._pool.submit(self._resolve, name).result(timeout=self.timeout)
-        except (OSError, UnicodeError, concurrent.futures.TimeoutError):
+            addresses = pending.result(timeout=self.timeout)
+        except concurrent.futures.TimeoutError:
+            return name  # slow DNS: not cached, the next call asks again
+        except (OSError, UnicodeError):
             addresses = []
+        finally:
+            with self._lock:
+                if self._pending.get(name) is pending and pending.done():
+                    del self._pending[name]
         keys = sorted({k for a in addresses if (k := literal_address(a)) is not None})
         key = keys[0] if keys else name
         with self._lock:

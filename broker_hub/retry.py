@@ -42,9 +42,9 @@ def backoff_delay(
     attempt: int, base: float, *, cap: float = 6 * 3600.0, rng: random.Random | None = None
 ) -> float:
     """Delay before attempt ``attempt + 1``: base * 2^(attempt-1), +-20 % jitter, at most cap."""
-    rng = rng or random
+    uniform = rng.uniform if rng is not None else random.uniform
     exponent = min(max(0, attempt - 1), 64)  # 2^64 * any sane base is far past any cap
-    return min(cap, base * 2.0**exponent * rng.uniform(0.8, 1.2))
+    return min(cap, base * 2.0**exponent * uniform(0.8, 1.2))
 
 
 def retry_after_seconds(

@@ -27,6 +27,8 @@ def _variables_help() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from workers.registry import ROLES
+
     parser = argparse.ArgumentParser(
         prog="broker-hub",
         description="A WebSub hub: Flask front, RabbitMQ (kombu) workers, Prometheus metrics.",
@@ -34,10 +36,10 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="web + fetcher + deliverer in one process (embedded default)")
+    sub.add_parser("run", help="the web front and every role in one process (embedded default)")
     sub.add_parser("web", help="the web front under Granian (HUB_WEB_WORKERS processes)")
-    sub.add_parser("fetcher", help="the fetcher worker")
-    sub.add_parser("deliverer", help="the deliverer worker (verification and distribution)")
+    for name, spec in ROLES.items():
+        sub.add_parser(name, help=spec.help)
     parked = sub.add_parser("parked", help="inspect, replay or purge parked notifications")
     parked.add_argument("action", choices=["list", "replay", "purge"])
     parked.add_argument("--limit", type=int, default=1000, help="at most this many messages")
@@ -46,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _on_signals(first: Callable[[], None]) -> None:
     """SIGTERM/SIGINT once: ``first()`` (graceful stop). Twice: exit at once."""
-    received = []
+    received: list[int] = []
 
     def handler(signum: int, frame: object) -> None:
         if received:
@@ -82,44 +84,54 @@ def main(argv: list[str] | None = None) -> int:
 
         return parked_command(settings, args.action, args.limit)
     try:
-        return COMMANDS[args.command](settings)
+        if args.command == "run":
+            return _run_embedded(settings)
+        if args.command == "web":
+            return _run_web(settings)
+        return _run_worker(settings, args.command)
     except ConfigError as exc:
         print(f"broker-hub: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 
 
 def _run_embedded(settings: Settings) -> int:
-    from cli.components import build_core, deliverer_loop, fetcher_loop
+    from broker_hub.services import Services
     from cli.web_server import EmbeddedWebServer
+    from workers.context import WorkerContext
+    from workers.registry import build_worker, embedded_processes
 
     if settings.allow_private_addresses:
         logger.warning(
             "HUB_ALLOW_PRIVATE_ADDRESSES=true: topics and callbacks on loopback and "
             "private networks are allowed (fine for trying the hub on one machine)"
         )
-    core = build_core(settings)
-    fetcher = fetcher_loop(core)
-    deliverer, engine = deliverer_loop(core)
-    web = EmbeddedWebServer(core)
-    threads = [threading.Thread(target=loop.run, name=loop.name) for loop in (fetcher, deliverer)]
+    services = Services.from_settings(settings)
+    context = WorkerContext(services)
+    workers = [build_worker(context, name) for name in embedded_processes(settings)]
+    web = EmbeddedWebServer(services)
+    threads = [threading.Thread(target=w.run, name=w.name) for w in workers]
     done = threading.Event()
 
     def stop() -> None:
-        fetcher.stop()
-        deliverer.stop()
+        for worker in workers:
+            worker.stop()
         done.set()
 
     _on_signals(stop)
     for thread in threads:
         thread.start()
     web.start()
-    logger.info("broker-hub (embedded) serving the hub at %s", settings.public_url)
+    logger.info(
+        "broker-hub (embedded: web, %s) serving the hub at %s",
+        ", ".join(w.name for w in workers),
+        settings.public_url,
+    )
     done.wait()
     web.stop()
     for thread in threads:
         thread.join(30)
-    engine.stop()
-    core.messaging.close()
+    context.close()
+    services.close()
     return EXIT_OK
 
 
@@ -139,34 +151,26 @@ def _run_web(settings: Settings) -> int:
     return EXIT_OK
 
 
-def _run_worker(settings: Settings, process: str) -> int:
-    from cli.components import build_core, deliverer_loop, fetcher_loop, serve_metrics
+def _run_worker(settings: Settings, name: str) -> int:
+    from broker_hub.services import Services
+    from cli.components import serve_metrics
+    from workers.context import WorkerContext
+    from workers.registry import ROLES, build_worker
 
     try:
-        core = build_core(settings)
+        services = Services.from_settings(settings)
     except Exception as exc:  # noqa: BLE001 - reported as a clear start-up failure
         print(f"broker-hub: database unavailable: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    engine = None
-    if process == "fetcher":
-        loop = fetcher_loop(core)
-    else:
-        loop, engine = deliverer_loop(core)
-    _on_signals(loop.stop)
-    serve_metrics(core, process)
-    loop.run()
-    if engine is not None:
-        engine.stop()
-    logger.info("%s stopped", process)
+    context = WorkerContext(services)
+    worker = build_worker(context, name)
+    _on_signals(worker.stop)
+    serve_metrics(services, name, ROLES[name].metrics_port)
+    worker.run()
+    context.close()
+    services.close()
+    logger.info("%s stopped", name)
     return EXIT_OK
-
-
-COMMANDS: dict[str, Callable[[Settings], int]] = {
-    "run": _run_embedded,
-    "web": _run_web,
-    "fetcher": lambda s: _run_worker(s, "fetcher"),
-    "deliverer": lambda s: _run_worker(s, "deliverer"),
-}
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ import json
 import sys
 
 from broker_hub import topology
-from broker_hub.bus import Messaging
 from broker_hub.config import Settings
 from broker_hub.messages import (
     DeliverOne,
@@ -17,6 +16,7 @@ from broker_hub.messages import (
     VerifyIntent,
     from_body,
 )
+from broker_hub.messaging import Messaging
 
 EXIT_OK = 0
 EXIT_UNAVAILABLE = 3
@@ -76,5 +76,6 @@ def _replay(messaging: Messaging, body: bytes | str) -> bool:
     target = _TARGET.get(type(original))
     if target is None:
         return False
-    messaging.bus().publish(dataclasses.replace(original, attempt=1), target)
+    again = dataclasses.replace(original, attempt=1)  # type: ignore[arg-type]
+    messaging.publisher.publish(again, target)
     return True

@@ -7,7 +7,7 @@ import threading
 from werkzeug.serving import make_server
 
 from broker_hub.config import Settings
-from cli.components import Core
+from broker_hub.services import Services
 
 
 def serve_granian(settings: Settings) -> None:
@@ -40,13 +40,12 @@ def serve_granian(settings: Settings) -> None:
 class EmbeddedWebServer:
     """The Flask front on a thread of the embedded process."""
 
-    def __init__(self, core: Core):
+    def __init__(self, services: Services):
         from web import create_app
 
-        app = create_app(
-            core.settings, storage=core.storage, messaging=core.messaging, metrics=core.metrics
-        )
-        self.server = make_server(core.settings.host, core.settings.port, app, threaded=True)
+        app = create_app(services=services)
+        settings = services.settings
+        self.server = make_server(settings.host, settings.port, app, threaded=True)
         self.thread = threading.Thread(target=self.server.serve_forever, name="web", daemon=True)
 
     def start(self) -> None:

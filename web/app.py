@@ -10,12 +10,11 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from broker_hub.bus import Messaging
 from broker_hub.config import Settings
-from broker_hub.metrics import Metrics
 from broker_hub.ratelimit import RateLimiter
-from broker_hub.storage import Storage
+from broker_hub.services import Services
 from web import hub, pages
+from web.state import EXTENSION, WebState
 
 logger = logging.getLogger(__name__)
 _QUERY = re.compile(r"\?[^\s\"]*")
@@ -40,31 +39,21 @@ def _redact_access_log() -> None:
         werkzeug_logger.addFilter(RedactQueryStrings())
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    storage: Storage | None = None,
-    messaging: Messaging | None = None,
-    metrics: Metrics | None = None,
-) -> Flask:
-    """Build the web front. Collaborators default to those the settings describe."""
-    settings = settings or Settings.from_env(os.environ)
-    storage = storage or Storage.from_url(settings.database_url)
-    messaging = messaging or Messaging(settings.broker_url, namespace=settings.namespace)
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Flask:
+    """Build the web front. Without ``services``, open those the settings (by default the
+    ``HUB_*`` environment) describe; the schema is made by the process that starts the web
+    front (``broker-hub web``) or by the embedded mode."""
+    if services is None:
+        settings = settings or Settings.from_env(os.environ)
+        services = Services.from_settings(settings, create_schema=False)
+    settings = services.settings
     app = Flask(__name__)
     # one byte over: web/hub.py tells a body over the limit from one at it, and refuses it
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes + 1
     if settings.trusted_proxies > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     _redact_access_log()
-    app.extensions["broker_hub"] = {
-        "settings": settings,
-        "storage": storage,
-        "messaging": messaging,
-        "metrics": metrics or Metrics(),
-        # Per process: each web worker process keeps its own buckets.
-        "rate_limiter": RateLimiter(settings.rate_limit_per_minute),
-    }
+    app.extensions[EXTENSION] = WebState(services, RateLimiter(settings.rate_limit_per_minute))
     app.register_blueprint(hub.blueprint)
     app.register_blueprint(pages.blueprint)
 

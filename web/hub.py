@@ -6,7 +6,7 @@ import hmac
 import logging
 import time
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from broker_hub import topology
@@ -15,6 +15,7 @@ from broker_hub.errors import BadRequest, Unavailable
 from broker_hub.messages import FetchTopic, VerifyIntent
 from broker_hub.protocol import PublishRequest, parse_form, parse_hub_request
 from broker_hub.ratelimit import RateLimiter, client_key, retry_after_header
+from web.state import web_state
 
 logger = logging.getLogger(__name__)
 blueprint = Blueprint("hub", __name__)
@@ -46,11 +47,11 @@ def info() -> Response:
 
 @blueprint.route("/", methods=["POST"])
 def hub_endpoint() -> Response:
-    ext = current_app.extensions["broker_hub"]
-    settings, metrics = ext["settings"], ext["metrics"]
+    state = web_state()
+    settings, metrics = state.services.settings, state.services.metrics
     mode = "unknown"
     try:
-        _check_rate(ext["rate_limiter"], settings)
+        _check_rate(state.rate_limiter, settings)
         body = _read_body(settings.max_request_bytes)
         pairs = parse_form(request.content_type, body, request.query_string)
         if ("hub.mode", "publish") in pairs:
@@ -63,7 +64,7 @@ def hub_endpoint() -> Response:
             del response.headers["Content-Type"]  # no content, no type
         else:
             mode = parsed.mode
-            ext["messaging"].shared_publisher().publish(
+            state.services.publisher.publish(
                 VerifyIntent(
                     mode=parsed.mode,
                     topic=parsed.topic,
@@ -146,9 +147,11 @@ def _check_publish_token(token: str, pairs: list[tuple[str, str]]) -> None:
 
 def _accept_publish(topics: tuple[str, ...]) -> None:
     """Count the ping and queue a fetch for each topic, unless one is queued and not started
-    yet: pings that arrive before the fetch ran are coalesced into it."""
-    ext = current_app.extensions["broker_hub"]
-    storage, bus, metrics = ext["storage"], ext["messaging"].shared_publisher(), ext["metrics"]
+    yet: pings that arrive before the fetch ran are coalesced into it. A topic nobody
+    subscribes is neither counted nor fetched (record_ping decides it in the same statement):
+    anonymous pings cannot make the hub fetch and store any URL. Still 204, as WebSub says."""
+    services = web_state().services
+    storage, publisher, metrics = services.storage, services.publisher, services.metrics
     now = time.time()
     for topic in topics:
         try:
@@ -158,7 +161,7 @@ def _accept_publish(topics: tuple[str, ...]) -> None:
             raise Unavailable("storage unavailable") from exc
         if queue:
             try:
-                bus.publish(FetchTopic(topic=topic, seq=seq, pinged_at=now), topology.FETCH)
+                publisher.publish(FetchTopic(topic=topic, seq=seq, pinged_at=now), topology.FETCH)
             except BaseException:  # not queued after all: the next ping must queue one
                 storage.unqueue(topic, seq)
                 raise

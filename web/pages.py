@@ -6,16 +6,18 @@ import html
 import os
 import time
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
+
+from web.state import web_state
 
 blueprint = Blueprint("pages", __name__)
 
 
 @blueprint.route("/healthz")
 def healthz() -> Response:
-    storage = current_app.extensions["broker_hub"]["storage"]
+    storage = web_state().services.storage
     try:
-        storage.ping()
+        storage.check()
     except Exception:  # noqa: BLE001 - any failure means "not ready"
         return Response("database unavailable\n", status=503, mimetype="text/plain")
     return Response("ok\n", mimetype="text/plain")
@@ -23,22 +25,23 @@ def healthz() -> Response:
 
 @blueprint.route("/metrics")
 def metrics() -> Response:
-    ext = current_app.extensions["broker_hub"]
-    counts = ext["storage"].count_subscriptions(time.time())
+    services = web_state().services
+    counts = services.storage.count_subscriptions(time.time())
     for state, value in counts.items():
-        ext["metrics"].subscriptions.labels(state).set(value)
+        services.metrics.subscriptions.labels(state).set(value)
     # several web processes: PROMETHEUS_MULTIPROC_DIR (set by `broker-hub web`) sums their values
-    body = ext["metrics"].render(multiprocess_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    body = services.metrics.render(multiprocess_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     return Response(body, mimetype="text/plain; version=0.0.4")
 
 
 @blueprint.route("/status")
 def status() -> Response:
-    storage = current_app.extensions["broker_hub"]["storage"]
+    storage = web_state().services.storage
     counts = storage.count_subscriptions(time.time())
     rows = "".join(
-        f"<tr><td>{html.escape(topic)}</td><td>{subs}</td><td>{_ago(fetched)}</td></tr>"
-        for topic, subs, fetched in storage.topics_summary()
+        f"<tr><td>{html.escape(t.url)}</td><td>{t.subscriptions}</td>"
+        f"<td>{_ago(t.fetched_at)}</td></tr>"
+        for t in storage.topics_summary()
     )
     body = (
         "<!doctype html><title>broker-hub status</title><h1>broker-hub</h1>"

@@ -1,10 +1,11 @@
-"""The deliverer's distribution side: content to every subscription of a topic.
+"""The deliverer role: content distribution, a notification to every subscription of a topic.
 
-The kombu consumer thread reads messages and hands them to the :class:`HttpEngine`; outcomes
-come back through a queue and are recorded on the consumer thread by :meth:`Deliverer.tick`,
-in one transaction per tick, before the message is acked (verification of intent, the other
-half of the deliverer process, is :mod:`workers.verifier`). A batch message covers up to
+The consumer thread reads messages and hands them to the :class:`HttpEngine`; outcomes come
+back through a queue and are recorded on the consumer thread by :meth:`Deliverer.tick`, in one
+transaction per tick, before the message is acked. A batch message covers up to
 ``HUB_DELIVERY_BATCH_SIZE`` subscriptions; only failures become messages of their own.
+``broker-hub deliverer`` runs the verifier role (:mod:`workers.verifier`) in the same process,
+on the same event loop.
 """
 
 from __future__ import annotations
@@ -18,20 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kombu.message import Message as KombuMessage
-
 from broker_hub import topology
-from broker_hub.bus import Messaging
-from broker_hub.config import Settings
 from broker_hub.errors import Unavailable
-from broker_hub.messages import (
-    DeliverBatch,
-    DeliverOne,
-    Message,
-    Parked,
-    as_record,
-)
-from broker_hub.metrics import Metrics
+from broker_hub.messages import DeliverBatch, DeliverOne, Message, Parked, as_record
 from broker_hub.retry import (
     DELIVERED,
     GONE,
@@ -39,10 +29,12 @@ from broker_hub.retry import (
     backoff_delay,
     classify_delivery,
 )
-from broker_hub.storage import Notification, Storage, Subscription
-from workers.consumer import park, settle
+from broker_hub.services import Services
+from broker_hub.storage import Notification, Subscription
 from workers.distribution import Distribution
 from workers.http_engine import HttpEngine
+from workers.inbound import Inbound
+from workers.role import Consume, Role, RoleSpec
 
 logger = logging.getLogger(__name__)
 
@@ -54,68 +46,81 @@ FLUSH_SECONDS = 0.02  # ...or after this long, whichever comes first
 class _Job:
     """One broker message in flight: acked once all its deliveries are recorded."""
 
-    raw: KombuMessage
+    inbound: Inbound
     remaining: int
     notification: Notification | None = None
     attempt: int = 1
     unrecorded: bool = False  # a retry could not be published: requeue instead of ack
 
 
-class Deliverer:
-    """Handles VerifyIntent, DeliverBatch and DeliverOne messages."""
+class Deliverer(Role):
+    """Consumes the deliver queue: DeliverBatch and DeliverOne (a retry) messages."""
+
+    name = "deliverer"
 
     def __init__(
         self,
+        services: Services,
         *,
-        settings: Settings,
-        storage: Storage,
-        messaging: Messaging,
-        metrics: Metrics,
         engine: HttpEngine,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ):
-        self.settings = settings
-        self.storage = storage
-        self.messaging = messaging
-        self.metrics = metrics
+        self.settings = settings = services.settings
+        self.storage = services.storage
+        self.publisher = services.publisher
+        self.metrics = services.metrics
         self.engine = engine
-        self.clock = clock
-        self.in_flight = 0
+        self.clock = clock or services.clock
+        self.jobs = 0  # broker messages in flight
         self._done: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._notifications: OrderedDict[int, Notification] = OrderedDict()
         self._latency_children: dict[str, Any] = {}
         # concurrency per batch message, so that `prefetch` batches fill the connection pool
         self._batch_workers = max(8, settings.delivery_concurrency // settings.prefetch)
 
+    def consumes(self) -> list[Consume]:
+        return [
+            Consume(
+                topology.DELIVER,
+                self.settings.prefetch,
+                self.on_deliver,
+                (DeliverBatch, DeliverOne),
+            )
+        ]
+
+    def in_flight(self) -> int:
+        return self.jobs
+
     # -- distribution -----------------------------------------------------------------------
 
-    def on_deliver(self, msg: Message, raw: KombuMessage) -> None:
+    def on_deliver(self, msg: Message, inbound: Inbound) -> None:
         if isinstance(msg, DeliverBatch):
             subs = self.storage.due_in_range(
                 msg.topic, msg.first_id, msg.last_id, msg.notification_id, self.clock()
             )
-            job = _Job(raw, len(subs), self._notification(msg.notification_id))
-        elif isinstance(msg, DeliverOne):
+            job = _Job(inbound, len(subs), self._notification(msg.notification_id))
+        else:
+            assert isinstance(msg, DeliverOne)
             sub = self.storage.subscription(msg.subscription_id)
-            due = sub is not None and sub.expires_at > self.clock()
-            if not due or sub.delivered_upto >= msg.notification_id:
+            if (
+                sub is None
+                or sub.expires_at <= self.clock()
+                or sub.delivered_upto >= msg.notification_id
+            ):
                 self.metrics.deliveries.labels(_mirror(sub), "dropped").inc()
                 subs = []
             else:
                 subs = [sub]
-            job = _Job(raw, len(subs), self._notification(msg.notification_id), msg.attempt)
-        else:
-            self._park(
-                raw, Parked("the deliver queue got another type", as_record(msg), self.clock())
-            )
-            return
+            job = _Job(inbound, len(subs), self._notification(msg.notification_id), msg.attempt)
         if job.notification is None and subs:
-            self._park(raw, Parked("notification no longer stored", as_record(msg), self.clock()))
+            if inbound.park_message(msg, "notification no longer stored"):
+                self.metrics.parked.labels("unexpected").inc()
             return
         if not subs:
-            settle(raw, ack=True)
+            inbound.ack()
             return
-        self.in_flight += 1
+        assert job.notification is not None
+        self.jobs += 1
         logger.debug(
             "notification %d: %d deliveries start %.1f ms after the ping",
             job.notification.id,
@@ -197,7 +202,7 @@ class Deliverer:
         error = attempt.error or f"HTTP {attempt.status}"
         try:
             if job.attempt >= self.settings.delivery_max_attempts:
-                self.messaging.bus().publish(
+                self.publisher.publish(
                     Parked(
                         reason=f"delivery failed: {error}",
                         original=as_record(
@@ -215,7 +220,7 @@ class Deliverer:
             delay = backoff_delay(job.attempt, self.settings.delivery_backoff_base)
             if attempt.status in (429, 503) and attempt.retry_after is not None:
                 delay = max(delay, attempt.retry_after)
-            self.messaging.bus().publish_delayed(
+            self.publisher.publish_delayed(
                 DeliverOne(notification.id, sub.id, pinged_at, job.attempt + 1, error),
                 topology.DELIVER,
                 delay,
@@ -242,8 +247,11 @@ class Deliverer:
                 finished.append(job)
         self.storage.mark_delivered(delivered)
         for job in finished:
-            settle(job.raw, ack=not job.unrecorded)
-            self.in_flight -= 1
+            if job.unrecorded:
+                job.inbound.requeue()
+            else:
+                job.inbound.ack()
+            self.jobs -= 1
 
     def _notification(self, notification_id: int) -> Notification | None:
         cached = self._notifications.get(notification_id)
@@ -258,10 +266,15 @@ class Deliverer:
             self._notifications.move_to_end(notification_id)
         return cached
 
-    def _park(self, raw: KombuMessage, parked: Parked) -> None:
-        if park(self.messaging, raw, parked):
-            self.metrics.parked.labels("unexpected").inc()
-
 
 def _mirror(sub: Subscription | None) -> str:
     return sub.mirror if sub is not None else "unknown"
+
+
+SPEC = RoleSpec(
+    name="deliverer",
+    help="the deliverer: distribution to subscribers (runs the verifier too)",
+    build=lambda context: Deliverer(context.services, engine=context.engine()),
+    metrics_port=9102,
+    with_roles=("verifier",),
+)

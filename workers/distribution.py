@@ -8,6 +8,7 @@ from broker_hub.storage import Notification, Subscription
 from workers.http_engine import HttpEngine
 
 DELIVERY_ID_HEADER = "X-Hub-Delivery-Id"
+SEQUENCE_HEADER = "X-Hub-Sequence"  # the notification's number within its topic: 1, 2, 3, ...
 
 
 class Distribution:
@@ -20,6 +21,8 @@ class Distribution:
             "Content-Type": notification.content_type,
             "Link": f'<{hub_url}>; rel="hub", <{notification.topic}>; rel="self"',
         }
+        if notification.sequence:
+            self.common[SEQUENCE_HEADER] = str(notification.sequence)
 
     def headers(self, subscription: Subscription) -> dict[str, str]:
         """The headers of one delivery; the signature only when the subscription has a secret."""

@@ -1,34 +1,30 @@
-"""The fetcher: on a ping, fetch the topic, find what is new, store it once and fan out batches."""
+"""The fetcher role: on a ping, fetch the topic, find what is new, store it once, fan it out."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 import urllib3
-from kombu.message import Message as KombuMessage
 
 from broker_hub import feeds, netguard, topology
-from broker_hub.bus import Messaging
-from broker_hub.config import Settings
-from broker_hub.errors import PermanentError, TransientError, Unavailable
-from broker_hub.messages import DeliverBatch, FetchTopic, Message, Parked, as_record, to_body
-from broker_hub.metrics import Metrics
+from broker_hub.errors import PermanentError, TransientError
+from broker_hub.messages import DeliverBatch, FetchTopic, to_body
 from broker_hub.ratelimit import Pacer, host_key
-from broker_hub.retry import backoff_delay
-from broker_hub.storage import Storage, TopicState
+from broker_hub.services import Services
+from broker_hub.storage import Notification, TopicState
 from broker_hub.urls import host_label
-from workers.consumer import park
+from workers.inbound import Inbound
+from workers.role import Consume, RetryPolicy, Role, RoleSpec
 
 logger = logging.getLogger(__name__)
 
-STALE_QUEUED_SECONDS = 120.0  # a queued fetch not started by then is queued again
 BUSY_RECHECK_SECONDS = 0.25  # a fetch of a topic another fetcher is fetching waits this long
 
 
@@ -41,52 +37,56 @@ class Fetched:
     last_modified: str | None
 
 
-class Fetcher:
-    """Handles FetchTopic messages."""
+class Fetcher(Role):
+    """Consumes the fetch queue."""
+
+    name = "fetcher"
 
     def __init__(
         self,
+        services: Services,
         *,
-        settings: Settings,
-        storage: Storage,
-        messaging: Messaging,
-        metrics: Metrics,
         http: requests.Session | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ):
-        self.settings = settings
-        self.storage = storage
-        self.messaging = messaging
-        self.metrics = metrics
+        self.settings = settings = services.settings
+        self.storage = services.storage
+        self.publisher = services.publisher
+        self.metrics = services.metrics
         self.http = http or netguard.guarded_session(allow_private=settings.allow_private_addresses)
         self.http.max_redirects = settings.fetch_max_redirects
         self.pacer = Pacer(settings.fetch_rate_per_host)
         # a fetch lasts at most: connect and head (http_timeout), body (3 x http_timeout)
         self.fetch_lease = settings.http_timeout * 4 + 5
-        self.clock = clock
+        self.clock = clock or services.clock
 
-    def on_message(self, message: Message, raw: KombuMessage) -> None:
-        """Consumer entry point: handle, retry or park, then ack."""
-        if not isinstance(message, FetchTopic):
-            self._park(message, raw, "the fetch queue got a message of another type")
-            return
-        try:
-            self.handle(message, redelivered=bool(raw.delivery_info.get("redelivered")))
-        except TransientError as exc:
-            self._retry(message, str(exc))
-        except Unavailable:
-            raw.reject(requeue=True)  # broker or database gone: let another try
-            return
-        raw.ack()
+    def consumes(self) -> list[Consume]:
+        retry = RetryPolicy(self.settings.fetch_max_attempts, self.settings.fetch_backoff_base)
+        return [
+            Consume(topology.FETCH, self.settings.prefetch, self.on_fetch, (FetchTopic,), retry)
+        ]
 
-    def handle(self, msg: FetchTopic, *, redelivered: bool = False) -> None:
+    def on_fetch(self, msg: FetchTopic, inbound: Inbound) -> None:
+        """Fetch (or defer) and ack; a TransientError goes back to the worker, which retries."""
+        later = self.handle(msg, redelivered=inbound.redelivered)
+        if later is None:
+            inbound.ack()
+        else:
+            inbound.later(msg, later)
+
+    def handle(self, msg: FetchTopic, *, redelivered: bool = False) -> float | None:
+        """Fetch unless covered. None when done; else the seconds after which to come back."""
         if self._covered(msg, self.storage.topic_state(msg.topic)):
-            return
+            return None
+        if not self.storage.has_subscribers(msg.topic, self.clock()):
+            # nobody subscribes (any more): fetch and store nothing; a later ping queues anew
+            self.storage.unqueue(msg.topic, msg.seq)
+            self.metrics.fetches.labels("unsubscribed").inc()
+            return None
         wait = self.pacer.delay(host_key(msg.topic), to_body(msg))
         if wait > 0:  # HUB_FETCH_RATE_PER_HOST: come back later, never dropped
-            self.messaging.bus().publish_delayed(msg, topology.FETCH, wait)
             self.metrics.fetches.labels("deferred").inc()
-            return
+            return wait
         # One fetch of a topic at a time: two fetchers diffing the same change against the
         # same state would both notify it. A redelivered message takes the lease over: the
         # fetcher that held it most likely died (at worst, a duplicate notification).
@@ -94,17 +94,20 @@ class Fetcher:
             msg.topic, self.clock(), self.fetch_lease, force=redelivered
         )
         if lease.busy:
-            self.messaging.bus().publish_delayed(msg, topology.FETCH, BUSY_RECHECK_SECONDS)
             self.metrics.fetches.labels("deferred").inc()
-            return
+            return BUSY_RECHECK_SECONDS
         try:
             # read under the lease: the state the last fetch left, which may cover this ping
             state = self.storage.topic_state(msg.topic)
             if not self._covered(msg, state):
                 self._fetch(msg, lease.seq or msg.seq, state)
+        except TransientError:
+            self.metrics.fetches.labels("failed").inc()
+            raise
         finally:
             if lease.until:
                 self.storage.release_fetch(msg.topic, lease.until)
+        return None
 
     def _covered(self, msg: FetchTopic, state: TopicState | None) -> bool:
         """True when a fetch that started after this ping has been recorded already."""
@@ -192,7 +195,7 @@ class Fetcher:
     ) -> None:
         now = self.clock()
         digest = hashlib.sha256(fetched.body).hexdigest()
-        save = dict(
+        save: dict[str, Any] = dict(
             fetched_seq=claim,
             etag=fetched.etag,
             last_modified=fetched.last_modified,
@@ -206,7 +209,12 @@ class Fetcher:
             self.storage.save_fetch(msg.topic, entries=state.entries, **save)
             return
         try:
-            diff = feeds.diff_feed(fetched.body, fetched.content_type, previous_entries)
+            diff = feeds.diff_feed(
+                fetched.body,
+                fetched.content_type,
+                previous_entries,
+                max_entries=self.settings.feed_max_entries,
+            )
         except feeds.HostileXML as exc:
             logger.warning("refusing hostile XML from %s: %s", host_label(msg.topic), exc)
             self.metrics.fetches.labels("refused").inc()
@@ -218,69 +226,45 @@ class Fetcher:
             self.storage.save_fetch(msg.topic, entries=entries, **save)
             return
         body = diff.body if diff is not None else fetched.body
-        notification_id = self.storage.add_notification(
+        notification = self.storage.add_notification(
             msg.topic, fetched.content_type, body, msg.pinged_at, now
         )
-        bus = self.messaging.bus()
-        ranges = self.storage.id_ranges(msg.topic, now, self.settings.delivery_batch_size)
-        for first_id, last_id in ranges:
-            bus.publish(
-                DeliverBatch(notification_id, msg.topic, first_id, last_id, msg.pinged_at),
-                topology.DELIVER,
-            )
+        assert notification is not None  # no dedupe key: always stored
+        fan_out(self.storage, self.publisher, notification, now, self.settings.delivery_batch_size)
         # Only now, with every batch confirmed by the broker, is the new state recorded.
         self.storage.save_fetch(msg.topic, entries=entries, **save)
         self.metrics.fetches.labels("changed").inc()
         logger.debug(
             "notification %d: %d bytes, every batch queued %.1f ms after the ping",
-            notification_id,
+            notification.id,
             len(body),
             (self.clock() - msg.pinged_at) * 1000,
         )
 
-    def _retry(self, msg: FetchTopic, error: str) -> None:
-        self.metrics.fetches.labels("failed").inc()
-        if msg.attempt >= self.settings.delivery_max_attempts:
-            self.messaging.bus().publish(
-                Parked(
-                    reason=f"fetch failed: {error}",
-                    original=as_record(msg),
-                    parked_at=self.clock(),
-                    topic=msg.topic,
-                    attempts=msg.attempt,
-                ),
-                topology.PARKED,
-            )
-            self.metrics.parked.labels("fetch").inc()
-            return
-        delay = backoff_delay(msg.attempt, self.settings.delivery_backoff_base)
-        logger.info(
-            "fetch of %s failed (%s); retry %d in %.1fs",
-            host_label(msg.topic),
-            error,
-            msg.attempt + 1,
-            delay,
-        )
-        self.messaging.bus().publish_delayed(
-            dataclasses.replace(msg, attempt=msg.attempt + 1), topology.FETCH, delay
-        )
 
-    def _park(self, message: Message, raw: KombuMessage, reason: str) -> None:
-        park(
-            self.messaging,
-            raw,
-            Parked(reason=reason, original=as_record(message), parked_at=self.clock()),
-        )
 
-    def janitor(self) -> None:
-        """Purge expired subscriptions and notifications past retention; queue again the
-        fetches whose message a dying web process never published."""
-        now = self.clock()
-        for topic, seq, queued_at in self.storage.stale_queued(now - STALE_QUEUED_SECONDS):
-            logger.warning("re-queueing a fetch of %s left unqueued", host_label(topic))
-            self.messaging.bus().publish(FetchTopic(topic, seq, queued_at), topology.FETCH)
-            self.storage.touch_queued(topic, now)
-        purged = self.storage.purge_expired(now)
-        old = self.storage.delete_notifications_before(now - self.settings.notification_retention)
-        if purged or old:
-            logger.info("purged %d expired subscriptions, %d old notifications", purged, old)
+def fan_out(
+    storage: Any, publisher: Any, notification: Notification, now: float, batch_size: int
+) -> int:
+    """Queue a notification's delivery to every active subscription of its topic: one broker
+    message per batch of ``batch_size`` subscriptions (never one per delivery), sent page by
+    page so the first batch leaves before the last range is known. Returns the batches."""
+    batches = 0
+    for first_id, last_id in storage.id_ranges(notification.topic, now, batch_size):
+        publisher.publish(
+            DeliverBatch(
+                notification.id, notification.topic, first_id, last_id, notification.pinged_at
+            ),
+            topology.DELIVER,
+        )
+        batches += 1
+    return batches
+
+
+SPEC = RoleSpec(
+    name="fetcher",
+    help="the fetcher: fetch pinged topics, diff, fan out (runs the janitor too)",
+    build=lambda context: Fetcher(context.services),
+    metrics_port=9101,
+    with_roles=("janitor",),
+)

@@ -1,8 +1,9 @@
-"""The deliverer's verification side: verification of intent, and denials.
+"""The verifier role: verification of intent, and denials.
 
 Verify messages are handed to the :class:`HttpEngine`; the outcomes come back through a queue
 and :meth:`Verifier.tick` applies the confirmed ones in one transaction per tick, on the
-consumer thread, before their messages are acked.
+consumer thread, before their messages are acked. ``broker-hub deliverer`` runs this role
+beside distribution; ``broker-hub verifier`` runs it alone.
 """
 
 from __future__ import annotations
@@ -12,79 +13,71 @@ import dataclasses
 import logging
 import queue
 import secrets
-import time
 from collections.abc import Callable
 
-from kombu.message import Message as KombuMessage
-
 from broker_hub import topology
-from broker_hub.bus import Messaging
-from broker_hub.config import Settings
-from broker_hub.errors import Unavailable
 from broker_hub.leases import clamp_lease
-from broker_hub.messages import Message, Parked, VerifyIntent, as_record
-from broker_hub.metrics import Metrics
+from broker_hub.messages import VerifyIntent
 from broker_hub.ratelimit import Pacer, host_key
 from broker_hub.retry import Attempt, backoff_delay, verification_retryable
-from broker_hub.storage import Storage
+from broker_hub.services import Services
+from broker_hub.storage import VerifiedChange
 from broker_hub.urls import host_label, with_query
-from workers.consumer import park, settle
 from workers.http_engine import HttpEngine
+from workers.inbound import Inbound
+from workers.role import Consume, Role, RoleSpec
 
 logger = logging.getLogger(__name__)
 
 CHALLENGE_BYTES = 32
-Outcome = tuple[VerifyIntent, KombuMessage, int | None, bool, Attempt]
+Outcome = tuple[VerifyIntent, Inbound, int | None, bool, Attempt]
 
 
-class Verifier:
-    """Handles VerifyIntent messages."""
+class Verifier(Role):
+    """Consumes the verify queue."""
+
+    name = "verifier"
 
     def __init__(
         self,
+        services: Services,
         *,
-        settings: Settings,
-        storage: Storage,
-        messaging: Messaging,
-        metrics: Metrics,
         engine: HttpEngine,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ):
-        self.settings = settings
-        self.storage = storage
-        self.messaging = messaging
-        self.metrics = metrics
+        self.settings = settings = services.settings
+        self.storage = services.storage
+        self.publisher = services.publisher
+        self.metrics = services.metrics
         self.engine = engine
-        self.clock = clock
-        self.in_flight = 0
+        self.clock = clock or services.clock
+        self.pending = 0  # messages taken, not settled yet
         self.pacer = Pacer(settings.verify_rate_per_host)
         self._done: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-        self._incoming: list[tuple[VerifyIntent, KombuMessage]] = []
+        self._incoming: list[tuple[VerifyIntent, Inbound]] = []
 
-    def on_verify(self, msg: Message, raw: KombuMessage) -> None:
-        if not isinstance(msg, VerifyIntent):
-            park(
-                self.messaging,
-                raw,
-                Parked("the verify queue got another type", as_record(msg), self.clock()),
-            )
-            return
+    def consumes(self) -> list[Consume]:
+        return [
+            Consume(topology.VERIFY, self.settings.verify_prefetch, self.on_verify, (VerifyIntent,))
+        ]
+
+    def in_flight(self) -> int:
+        return self.pending
+
+    def on_verify(self, msg: VerifyIntent, inbound: Inbound) -> None:
         # the message's own body is its pacing ticket (a delayed copy comes back byte for byte)
-        wait = self.pacer.delay(host_key(msg.callback), raw.body) if self.pacer.enabled else 0.0
+        wait = (
+            self.pacer.delay(host_key(msg.callback), inbound.raw.body) if self.pacer.enabled else 0
+        )
         if wait > 0:  # HUB_VERIFY_RATE_PER_HOST: come back later, never dropped
-            try:
-                self.messaging.bus().publish_delayed(msg, topology.VERIFY, wait)
-            except Unavailable:
-                settle(raw, ack=False)
-                return
-            self.metrics.verifications.labels(msg.mode, "deferred").inc()
-            settle(raw, ack=True)
+            if inbound.later(msg, wait):
+                self.metrics.verifications.labels(msg.mode, "deferred").inc()
             return
-        self.in_flight += 1
+        self.pending += 1
         denial = self._denial_reason(msg) if msg.mode == "subscribe" else ""
         if denial:
             msg = dataclasses.replace(msg, mode="denied", reason=denial)
-        self._incoming.append((msg, raw))
+        self._incoming.append((msg, inbound))
 
     def _submit(self) -> None:
         """Hand the intents read since the last tick to the event loop in one go."""
@@ -92,8 +85,8 @@ class Verifier:
             batch, self._incoming = self._incoming, []
             self.engine.submit(self._verify_all(batch))
 
-    async def _verify_all(self, batch: list[tuple[VerifyIntent, KombuMessage]]) -> None:
-        await asyncio.gather(*(self._verify_task(msg, raw) for msg, raw in batch))
+    async def _verify_all(self, batch: list[tuple[VerifyIntent, Inbound]]) -> None:
+        await asyncio.gather(*(self._verify_task(msg, inbound) for msg, inbound in batch))
 
     def _denial_reason(self, msg: VerifyIntent) -> str:
         s, now = self.settings, self.clock()
@@ -112,7 +105,7 @@ class Verifier:
             return "the callback host has reached its subscription limit"
         return ""
 
-    async def _verify_task(self, msg: VerifyIntent, raw: KombuMessage) -> None:
+    async def _verify_task(self, msg: VerifyIntent, inbound: Inbound) -> None:
         lease = clamp_lease(msg.lease_seconds, self.settings) if msg.mode == "subscribe" else None
         try:
             if msg.mode == "denied":
@@ -121,7 +114,7 @@ class Verifier:
                 ok, attempt = await verify(self.engine, msg, lease)
         except Exception as exc:  # noqa: BLE001 - recorded as a failed attempt
             ok, attempt = False, Attempt(None, exc.__class__.__name__)
-        self._done.put((msg, raw, lease, ok, attempt))
+        self._done.put((msg, inbound, lease, ok, attempt))
 
     def tick(self, max_items: int = 5000) -> None:
         """Submit what arrived; apply the confirmed intents in one transaction; then retries,
@@ -136,35 +129,36 @@ class Verifier:
         if not items:
             return
         confirmed = [
-            (msg.mode, msg.topic, msg.callback, msg.secret, lease or 0)
+            VerifiedChange(
+                mode=msg.mode,
+                topic=msg.topic,
+                callback=msg.callback,
+                secret=msg.secret,
+                lease_seconds=lease or 0,
+            )
             for msg, _, lease, ok, _ in items
             if ok and msg.mode != "denied"
         ]
         if confirmed:
             self.storage.apply_verified(confirmed, self.clock())
-        for msg, raw, _, ok, attempt in items:
-            self._after(msg, raw, ok, attempt)
+        for msg, inbound, _, ok, attempt in items:
+            self._after(msg, inbound, ok, attempt)
+            self.pending -= 1
 
-    def _after(self, msg: VerifyIntent, raw: KombuMessage, ok: bool, attempt: Attempt) -> None:
+    def _after(self, msg: VerifyIntent, inbound: Inbound, ok: bool, attempt: Attempt) -> None:
         if msg.mode == "denied":
             self.metrics.verifications.labels("subscribe", "denied").inc()
         elif ok:
             self.metrics.verifications.labels(msg.mode, "verified").inc()
-        elif verification_retryable(attempt) and msg.attempt < self.settings.delivery_max_attempts:
-            delay = backoff_delay(msg.attempt, self.settings.delivery_backoff_base)
-            try:
-                self.messaging.bus().publish_delayed(
-                    dataclasses.replace(msg, attempt=msg.attempt + 1), topology.VERIFY, delay
-                )
-            except Unavailable:  # the retry is not queued: let the broker redeliver this one
-                settle(raw, ack=False)
-                self.in_flight -= 1
-                return
-            self.metrics.verifications.labels(msg.mode, "retried").inc()
+        elif verification_retryable(attempt) and msg.attempt < self.settings.verify_max_attempts:
+            delay = backoff_delay(msg.attempt, self.settings.verify_backoff_base)
+            # queued, or (broker gone) this one goes back to the broker for redelivery
+            if inbound.later(dataclasses.replace(msg, attempt=msg.attempt + 1), delay):
+                self.metrics.verifications.labels(msg.mode, "retried").inc()
+            return
         else:
             self.metrics.verifications.labels(msg.mode, "failed").inc()
-        settle(raw, ack=True)
-        self.in_flight -= 1
+        inbound.ack()
 
 
 async def verify(
@@ -189,3 +183,11 @@ async def deny(engine: HttpEngine, intent: VerifyIntent) -> Attempt:
         params["hub.reason"] = intent.reason
     attempt, _ = await engine.request("GET", with_query(intent.callback, params))
     return attempt
+
+
+SPEC = RoleSpec(
+    name="verifier",
+    help="verification of intent only (broker-hub deliverer runs it too)",
+    build=lambda context: Verifier(context.services, engine=context.engine()),
+    metrics_port=9103,
+)

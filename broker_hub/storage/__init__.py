@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from broker_hub.storage.backends import Backend, backend_for
+from broker_hub.storage.notifications import NotificationQueries
 from broker_hub.storage.records import (
     FetchClaim,
     Notification,
@@ -15,11 +16,13 @@ from broker_hub.storage.records import (
     Subscription,
     SubscriptionLimits,
     TopicState,
+    TopicSummary,
+    VerifiedChange,
 )
 from broker_hub.storage.schema import (
     ADDED_COLUMNS,
     COLUMNS_QUERY,
-    LATE_STATEMENTS,
+    LATE_INDEXES,
     add_column,
     statements,
 )
@@ -27,15 +30,39 @@ from broker_hub.storage.subscribe import SubscriptionWrites
 from broker_hub.storage.topics import TopicQueries
 
 __all__ = [
-    "FetchClaim", "Notification", "PingRecord", "Storage", "Subscription",
-    "SubscriptionLimits", "TopicState",
-]  # fmt: skip
+    "FetchClaim",
+    "Notification",
+    "PingRecord",
+    "Storage",
+    "Subscription",
+    "SubscriptionLimits",
+    "TopicState",
+    "TopicSummary",
+    "VerifiedChange",
+]
+
 _SUB_COLUMNS = (
     "id, topic, callback, secret, lease_seconds, expires_at, delivered_upto, callback_host"
 )
-class Storage(TopicQueries, SubscriptionWrites):
-    """Every query the hub makes (a topic's pings and fetches: :class:`TopicQueries`;
-    writing subscriptions under their limits: :class:`SubscriptionWrites`).
+
+
+def _subscription(row: tuple) -> Subscription:
+    return Subscription(
+        id=row[0],
+        topic=row[1],
+        callback=row[2],
+        secret=row[3],
+        lease_seconds=row[4],
+        expires_at=row[5],
+        delivered_upto=row[6],
+        mirror=row[7],
+    )
+
+
+class Storage(TopicQueries, NotificationQueries, SubscriptionWrites):
+    """The SQL implementation of :class:`broker_hub.storage.api.Store` (a topic's pings and
+    fetches: :class:`TopicQueries`; notifications: :class:`NotificationQueries`; writing
+    subscriptions under their limits: :class:`SubscriptionWrites`).
     Thread-safe: each thread gets its own connection."""
 
     def __init__(self, backend: Backend):
@@ -56,42 +83,15 @@ class Storage(TopicQueries, SubscriptionWrites):
                 present = self.backend.execute(COLUMNS_QUERY[dialect], (table,)).fetchall()
                 if column not in {row[0] for row in present}:
                     self.backend.execute(add_column(dialect, table, column, definition))
-            for statement in LATE_STATEMENTS:
+            for statement in LATE_INDEXES:
                 self.backend.execute(statement)
 
-    def ping(self) -> None:
+    def check(self) -> None:
         """Raise when the database does not answer."""
         self.backend.execute("SELECT 1").fetchone()
 
     def close(self) -> None:
         self.backend.close()
-
-    # -- notifications ----------------------------------------------------------------------
-
-    def add_notification(
-        self, topic: str, content_type: str, body: bytes, pinged_at: float, now: float
-    ) -> int:
-        row = self.backend.execute(
-            "INSERT INTO notifications (topic, content_type, body, pinged_at, created_at) "
-            "VALUES (?, ?, ?, ?, ?) RETURNING id",
-            (topic, content_type, body, pinged_at, now),
-        ).fetchone()
-        return int(row[0])
-
-    def notification(self, notification_id: int) -> Notification | None:
-        row = self.backend.execute(
-            "SELECT id, topic, content_type, body, pinged_at FROM notifications WHERE id = ?",
-            (notification_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        return Notification(row[0], row[1], row[2], bytes(row[3]), row[4])
-
-    def delete_notifications_before(self, created_before: float) -> int:
-        cur = self.backend.execute(
-            "DELETE FROM notifications WHERE created_at < ?", (created_before,)
-        )
-        return cur.rowcount or 0
 
     # -- subscriptions ----------------------------------------------------------------------
 
@@ -109,14 +109,14 @@ class Storage(TopicQueries, SubscriptionWrites):
         row = self.backend.execute(
             f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE id = ?", (subscription_id,)
         ).fetchone()
-        return Subscription(*row) if row else None
+        return _subscription(row) if row else None
 
     def find_subscription(self, topic: str, callback: str) -> Subscription | None:
         row = self.backend.execute(
             f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE topic = ? AND callback = ?",
             (topic, callback),
         ).fetchone()
-        return Subscription(*row) if row else None
+        return _subscription(row) if row else None
 
     def id_ranges(self, topic: str, now: float, batch_size: int) -> Iterator[tuple[int, int]]:
         """The topic's active subscription ids cut into ranges of ``batch_size`` subscriptions,
@@ -142,7 +142,7 @@ class Storage(TopicQueries, SubscriptionWrites):
             "AND expires_at > ? AND delivered_upto < ? ORDER BY id",
             (topic, first_id, last_id, now, notification_id),
         ).fetchall()
-        return [Subscription(*row) for row in rows]
+        return [_subscription(row) for row in rows]
 
     def mark_delivered(self, pairs: Iterable[tuple[int, int]]) -> None:
         """Record (subscription id, notification id) deliveries; never moves backwards."""
@@ -180,11 +180,17 @@ class Storage(TopicQueries, SubscriptionWrites):
         ).fetchone()
         return int(row[0])
 
-    def topics_summary(self, limit: int = 50) -> list[tuple[str, int, float | None]]:
-        """(topic, active subscriptions, last fetch time) for the status page."""
+    def has_subscribers(self, topic: str, now: float) -> bool:
+        row = self.backend.execute(
+            "SELECT 1 FROM subscriptions WHERE topic = ? AND expires_at > ? LIMIT 1", (topic, now)
+        ).fetchone()
+        return row is not None
+
+    def topics_summary(self, limit: int = 50) -> list[TopicSummary]:
+        """Topics with their active subscriptions and last fetch time, for the status page."""
         rows = self.backend.execute(
             "SELECT t.url, (SELECT COUNT(*) FROM subscriptions s WHERE s.topic = t.url), "
             "t.fetched_at FROM topics t ORDER BY t.fetched_at DESC LIMIT ?",
             (limit,),
         ).fetchall()
-        return [(r[0], int(r[1]), r[2]) for r in rows]
+        return [TopicSummary(url=r[0], subscriptions=int(r[1]), fetched_at=r[2]) for r in rows]

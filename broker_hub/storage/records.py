@@ -50,6 +50,27 @@ class Notification:
     content_type: str
     body: bytes
     pinged_at: float
+    sequence: int = 0  # per topic: 1, 2, 3, ... (X-Hub-Sequence)
+
+
+@dataclass(frozen=True)
+class VerifiedChange:
+    """A verified intent to apply: subscribe (create or renew) or unsubscribe."""
+
+    mode: str
+    topic: str
+    callback: str
+    secret: str | None = field(default=None, repr=False)
+    lease_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class TopicSummary:
+    """A topic as the status page shows it."""
+
+    url: str
+    subscriptions: int
+    fetched_at: float | None
 
 
 class SubscriptionLimits(NamedTuple):

@@ -42,20 +42,28 @@ TABLES = [
         created_at {real} NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS notifications_created ON notifications (created_at)",
+    """CREATE TABLE IF NOT EXISTS topic_sequences (
+        topic TEXT PRIMARY KEY,
+        last BIGINT NOT NULL
+    )""",
+]
+
+# Indexes on columns added after the first release (created once the columns exist).
+LATE_INDEXES = [
+    "CREATE INDEX IF NOT EXISTS notifications_topic_seq ON notifications (topic, sequence)",
+    "CREATE INDEX IF NOT EXISTS notifications_topic_key ON notifications (topic, dedupe_key)",
+    "CREATE INDEX IF NOT EXISTS subscriptions_address ON subscriptions (callback_address)",
 ]
 
 # Columns added after a table was first released: create_schema adds those an older
 # database lacks (table, column, definition).
 ADDED_COLUMNS = [
     ("topics", "fetch_until", "{real} NOT NULL DEFAULT 0"),
+    ("notifications", "sequence", "BIGINT NOT NULL DEFAULT 0"),
+    ("notifications", "dedupe_key", "TEXT"),
     # the address a callback reaches (broker_hub.ratelimit.address_key): what
     # HUB_MAX_SUBSCRIPTIONS_PER_HOST counts, whatever the spelling or port
     ("subscriptions", "callback_address", "TEXT NOT NULL DEFAULT ''"),
-]
-
-# Run after ADDED_COLUMNS (they index added columns).
-LATE_STATEMENTS = [
-    "CREATE INDEX IF NOT EXISTS subscriptions_address ON subscriptions (callback_address)",
 ]
 
 # The names of a table's columns (one parameter: the table).

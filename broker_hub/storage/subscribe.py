@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from broker_hub.ratelimit import address_key
 from broker_hub.storage.backends import Backend
-from broker_hub.storage.records import Subscription, SubscriptionLimits
+from broker_hub.storage.records import Subscription, SubscriptionLimits, VerifiedChange
 from broker_hub.urls import host_label
 
 _SUB_COLUMNS = (
@@ -88,7 +88,12 @@ class SubscriptionWrites:
                 limits.per_address, address, now, limits.per_address,
             ),
         ).fetchone()  # fmt: skip
-        return Subscription(*row) if row is not None else None
+        if row is None:
+            return None
+        return Subscription(
+            id=row[0], topic=row[1], callback=row[2], secret=row[3], lease_seconds=row[4],
+            expires_at=row[5], delivered_upto=row[6], mirror=row[7],
+        )  # fmt: skip
 
     def _lock_for_limits(self, pairs: list[tuple[str, str]]) -> None:
         """PostgreSQL: serialize, until the transaction ends, the writers that count one topic
@@ -102,31 +107,30 @@ class SubscriptionWrites:
 
     def apply_verified(
         self,
-        changes: list[tuple[str, str, str, str | None, int]],
+        changes: list[VerifiedChange],
         now: float,
         *,
         limits: SubscriptionLimits = _NO_LIMITS,
-    ) -> list[tuple[str, str]]:
-        """Apply verified (mode, topic, callback, secret, lease) intents in one transaction.
+    ) -> list[VerifiedChange]:
+        """Apply verified intents in one transaction.
 
-        Returns the (topic, callback) of the subscribes refused by ``limits`` (their
-        subscriber should be sent a denial)."""
-        addresses = {c[2]: address_key(c[2]) for c in changes if c[0] == "subscribe"}
-        refused: list[tuple[str, str]] = []
+        Returns the subscribes refused by ``limits`` (their subscriber is sent a denial)."""
+        subscribes = [c for c in changes if c.mode == "subscribe"]
+        addresses = {c.callback: address_key(c.callback) for c in subscribes}
+        refused: list[VerifiedChange] = []
         with self.backend.transaction():
             if limits.enabled:
-                self._lock_for_limits(
-                    [(c[1], addresses[c[2]]) for c in changes if c[0] == "subscribe"]
-                )
-            for mode, topic, callback, secret, lease in changes:
-                if mode == "subscribe":
-                    sub = self._activate(
-                        topic, callback, secret, lease, now, limits, addresses[callback]
-                    )
-                    if sub is None:
-                        refused.append((topic, callback))
-                else:
-                    self.remove(topic, callback)
+                self._lock_for_limits([(c.topic, addresses[c.callback]) for c in subscribes])
+            for change in changes:
+                if change.mode != "subscribe":
+                    self.remove(change.topic, change.callback)
+                    continue
+                sub = self._activate(
+                    change.topic, change.callback, change.secret, change.lease_seconds, now,
+                    limits, addresses[change.callback],
+                )  # fmt: skip
+                if sub is None:
+                    refused.append(change)
         return refused
 
     def count_for_address(self, address: str, now: float) -> int:

@@ -39,14 +39,6 @@ class TopicQueries:
         seq = int(row[0])
         return PingRecord(seq, int(row[1]) == seq)
 
-    def has_subscribers(self, topic: str, now: float) -> bool:
-        """True when ``topic`` has an active subscription (the fetcher re-checks this)."""
-        row = self.backend.execute(
-            "SELECT 1 FROM subscriptions WHERE topic = ? AND expires_at > ? LIMIT 1",
-            (topic, now),
-        ).fetchone()
-        return row is not None
-
     def unqueue(self, topic: str, seq: int) -> None:
         """The fetch message for ping ``seq`` could not be published: let the next ping queue."""
         self.backend.execute(
@@ -100,7 +92,18 @@ class TopicQueries:
         row = self.backend.execute(
             f"SELECT {_TOPIC_COLUMNS} FROM topics WHERE url = ?", (topic,)
         ).fetchone()
-        return TopicState(*row) if row else None
+        if row is None:
+            return None
+        return TopicState(
+            url=row[0],
+            ping_seq=row[1],
+            fetched_seq=row[2],
+            etag=row[3],
+            last_modified=row[4],
+            content_hash=row[5],
+            content_type=row[6],
+            entries=row[7],
+        )
 
     def save_fetch(
         self,

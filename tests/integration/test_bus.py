@@ -1,4 +1,4 @@
-"""broker_hub.bus on the real RabbitMQ and on memory://: publish, delayed publish, broker down."""
+"""broker_hub.messaging on the real RabbitMQ and on memory://: publish, delays, broker down."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from kombu import Connection
 
 from broker_hub import topology
-from broker_hub.bus import Messaging
 from broker_hub.errors import Unavailable
 from broker_hub.messages import DeliverOne, FetchTopic, Message, VerifyIntent, from_body
+from broker_hub.messaging import Messaging
 
 
 @pytest.fixture(params=["amqp", "memory"])
@@ -52,7 +52,7 @@ def receive(messaging: Messaging, target: str, timeout: float) -> tuple[Message,
 
 def test_publish_then_consume(messaging: Messaging) -> None:
     msg = FetchTopic(topic="https://pypi.example/simple/x/", seq=3, pinged_at=time.time())
-    messaging.bus().publish(msg, topology.FETCH)
+    messaging.publisher.publish(msg, topology.FETCH)
     got = receive(messaging, topology.FETCH, 5)
     assert got is not None
     assert got[0] == msg
@@ -61,7 +61,7 @@ def test_publish_then_consume(messaging: Messaging) -> None:
 
 
 def test_publish_keeps_order_and_secret(messaging: Messaging) -> None:
-    bus = messaging.bus()
+    publisher = messaging.publisher
     first = VerifyIntent(
         mode="subscribe",
         topic="https://t.example/",
@@ -71,8 +71,8 @@ def test_publish_keeps_order_and_secret(messaging: Messaging) -> None:
         lease_seconds=60,
     )
     second = DeliverOne(notification_id=1, subscription_id=2, pinged_at=1.0, attempt=2)
-    bus.publish(first, topology.VERIFY)
-    bus.publish(second, topology.VERIFY)
+    publisher.publish(first, topology.VERIFY)
+    publisher.publish(second, topology.VERIFY)
     a = receive(messaging, topology.VERIFY, 5)
     b = receive(messaging, topology.VERIFY, 5)
     assert a is not None and b is not None
@@ -81,22 +81,10 @@ def test_publish_keeps_order_and_secret(messaging: Messaging) -> None:
     assert b[0] == second
 
 
-def test_bus_is_per_thread(messaging: Messaging) -> None:
-    import threading
-
-    main_bus = messaging.bus()
-    assert messaging.bus() is main_bus
-    other: list[object] = []
-    t = threading.Thread(target=lambda: other.append(messaging.bus()))
-    t.start()
-    t.join(5)
-    assert other and other[0] is not main_bus
-
-
 def test_publish_delayed_arrives_after_delay(messaging: Messaging) -> None:
     msg = DeliverOne(notification_id=7, subscription_id=8, pinged_at=1.0, attempt=3)
     sent = time.monotonic()
-    messaging.bus().publish_delayed(msg, topology.DELIVER, 0.3)
+    messaging.publisher.publish_delayed(msg, topology.DELIVER, 0.3)
     got = receive(messaging, topology.DELIVER, 5)
     assert got is not None, "delayed message never arrived"
     message, arrived = got
@@ -109,7 +97,7 @@ def test_publish_delayed_arrives_after_delay(messaging: Messaging) -> None:
 def test_publish_delayed_zero_is_immediate(messaging: Messaging) -> None:
     msg = FetchTopic(topic="https://t.example/", seq=1, pinged_at=1.0)
     sent = time.monotonic()
-    messaging.bus().publish_delayed(msg, topology.FETCH, 0)
+    messaging.publisher.publish_delayed(msg, topology.FETCH, 0)
     got = receive(messaging, topology.FETCH, 5)
     assert got is not None
     assert got[0] == msg
@@ -119,7 +107,7 @@ def test_publish_delayed_zero_is_immediate(messaging: Messaging) -> None:
 def test_amqp_delay_goes_through_ttl_queue(rabbitmq_url: str, namespace: str) -> None:
     m = Messaging(rabbitmq_url, namespace=namespace)
     try:
-        m.bus().publish_delayed(
+        m.publisher.publish_delayed(
             FetchTopic(topic="https://t.example/", seq=1, pinged_at=1.0), topology.FETCH, 0.3
         )
         rung = topology.delay_rung_ms(0.3)
@@ -143,12 +131,12 @@ def test_publish_to_closed_port_raises_unavailable() -> None:
     started = time.monotonic()
     try:
         with pytest.raises(Unavailable):
-            m.bus().publish(FetchTopic(topic="t", seq=1, pinged_at=1.0), topology.FETCH)
+            m.publisher.publish(FetchTopic(topic="t", seq=1, pinged_at=1.0), topology.FETCH)
         assert time.monotonic() - started < 10
-        # The bus recovers its state: a second attempt fails the same way, not differently.
+        # The publisher recovers its state: a second attempt fails the same way, not differently.
         again = time.monotonic()
         with pytest.raises(Unavailable):
-            m.bus().publish_delayed(
+            m.publisher.publish_delayed(
                 FetchTopic(topic="t", seq=2, pinged_at=1.0), topology.FETCH, 1.0
             )
         assert time.monotonic() - again < 10
@@ -159,20 +147,29 @@ def test_publish_to_closed_port_raises_unavailable() -> None:
 # --- the web front's shared publisher ---------------------------------------------------------
 
 
-def test_shared_publisher_is_one_per_process_on_amqp(messaging: Messaging) -> None:
+def test_publisher_is_one_per_process(messaging: Messaging) -> None:
     import threading
 
-    from broker_hub.batch_publish import BatchPublisher
+    from broker_hub.messaging.amqp import AmqpPublisher
+    from broker_hub.messaging.memory import MemoryPublisher
 
-    first = messaging.shared_publisher()
+    first = messaging.publisher
     other: list[object] = []
-    t = threading.Thread(target=lambda: other.append(messaging.shared_publisher()))
+    t = threading.Thread(target=lambda: other.append(messaging.publisher))
     t.start()
     t.join(5)
-    if messaging.is_memory:  # in memory each thread publishes through its own Bus
-        assert first is messaging.bus() and other[0] is not first
-    else:
-        assert isinstance(first, BatchPublisher) and other[0] is first
+    assert other[0] is first
+    assert isinstance(first, MemoryPublisher if messaging.is_memory else AmqpPublisher)
+
+
+def test_publish_many_confirms_every_message(messaging: Messaging) -> None:
+    items = [(FetchTopic(topic=f"https://t.example/{i}", seq=i, pinged_at=1.0), topology.FETCH)
+             for i in range(50)]  # fmt: skip
+    messaging.publisher.publish_many(items)
+    seen = []
+    while (got := receive(messaging, topology.FETCH, 0.5)) is not None:
+        seen.append(got[0].seq)
+    assert sorted(seen) == list(range(50))
 
 
 def test_shared_publisher_confirms_every_message_from_many_threads(messaging: Messaging) -> None:
@@ -181,7 +178,7 @@ def test_shared_publisher_confirms_every_message_from_many_threads(messaging: Me
     from concurrent.futures import ThreadPoolExecutor
 
     def send(thread: int) -> None:
-        publisher = messaging.shared_publisher()
+        publisher = messaging.publisher
         for i in range(25):
             publisher.publish(
                 FetchTopic(topic=f"https://t.example/{thread}", seq=i, pinged_at=1.0),
@@ -213,7 +210,7 @@ def test_shared_publisher_reports_a_refused_message(rabbitmq_url: str, namespace
     )  # fmt: skip
     m = Messaging(rabbitmq_url, namespace=namespace)
     try:
-        publisher = m.shared_publisher()
+        publisher = m.publisher
         deadline = time.monotonic() + 10  # the policy reaches the queue within a moment
         outcomes: list[bool] = []
         while time.monotonic() < deadline:
@@ -242,7 +239,7 @@ def test_shared_publisher_to_closed_port_raises_unavailable() -> None:
     started = time.monotonic()
     try:
         with pytest.raises(Unavailable):
-            m.shared_publisher().publish(FetchTopic(topic="t", seq=1, pinged_at=1.0), "fetch")
+            m.publisher.publish(FetchTopic(topic="t", seq=1, pinged_at=1.0), "fetch")
         assert time.monotonic() - started < 3  # a quick 503, not a long wait
     finally:
         m.close()

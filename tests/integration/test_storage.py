@@ -55,7 +55,7 @@ def fetch(storage: Storage, topic: str, seq: int, marker: str) -> None:
 
 
 def test_ping_answers(storage: Storage) -> None:
-    storage.ping()
+    storage.check()
 
 
 def test_record_ping_increments_per_topic(storage: Storage) -> None:
@@ -292,21 +292,22 @@ BODIES = [
 def test_notification_round_trips_bytes_exactly(storage: Storage) -> None:
     ids = []
     for i, body in enumerate(BODIES):
-        nid = storage.add_notification(T, "application/octet-stream", body, NOW + i, NOW + 100)
-        ids.append(nid)
+        stored = storage.add_notification(T, "application/octet-stream", body, NOW + i, NOW + 100)
+        assert stored is not None and stored.sequence == i + 1
+        ids.append(stored.id)
     assert len(set(ids)) == len(ids)
     assert ids == sorted(ids)
     for i, (nid, body) in enumerate(zip(ids, BODIES, strict=True)):
         note = storage.notification(nid)
-        assert note == Notification(nid, T, "application/octet-stream", body, NOW + i)
+        assert note == Notification(nid, T, "application/octet-stream", body, NOW + i, i + 1)
         assert type(note.body) is bytes
         assert note.body == body
     assert storage.notification(max(ids) + 1000) is None
 
 
 def test_delete_notifications_before(storage: Storage) -> None:
-    old = storage.add_notification(T, "text/plain", b"old", NOW, NOW - 100)
-    new = storage.add_notification(T, "text/plain", b"new", NOW, NOW + 100)
+    old = storage.add_notification(T, "text/plain", b"old", NOW, NOW - 100).id
+    new = storage.add_notification(T, "text/plain", b"new", NOW, NOW + 100).id
     assert storage.delete_notifications_before(NOW) == 1
     assert storage.notification(old) is None
     assert storage.notification(new).body == b"new"

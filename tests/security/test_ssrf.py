@@ -122,8 +122,9 @@ def test_every_redirect_hop_of_a_fetch_is_checked(tmp_path, publisher, monkeypat
     with private addresses refused for real, no local server could serve the first hop.
     """
     from broker_hub import netguard
-    from broker_hub.bus import Messaging
     from broker_hub.messages import FetchTopic
+    from broker_hub.messaging import Messaging
+    from broker_hub.services import Services
     from broker_hub.storage import Storage
     from workers.fetcher import Fetcher
 
@@ -135,13 +136,9 @@ def test_every_redirect_hop_of_a_fetch_is_checked(tmp_path, publisher, monkeypat
     storage.create_schema()
     messaging = Messaging("memory://", namespace="hop")
     metrics = Metrics()
-    fetcher = Fetcher(
-        settings=Settings(allow_private_addresses=False),
-        storage=storage,
-        messaging=messaging,
-        metrics=metrics,
-    )
-    storage.activate(topic, "http://mirror.invalid/cb", None, 3600, time.time())
+    settings = Settings(allow_private_addresses=False)
+    fetcher = Fetcher(Services(settings, storage, messaging, metrics))
+    storage.activate(topic, "https://mirror.example/cb", None, 3600, time.time())
     seq = storage.record_ping(topic, time.time()).seq
     fetcher.handle(FetchTopic(topic=topic, seq=seq, pinged_at=time.time()))
     assert [f["path"] for f in publisher.fetches()] == ["/hop.xml"]

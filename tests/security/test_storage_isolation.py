@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from broker_hub.storage import Storage, SubscriptionLimits
+from broker_hub.storage import Storage, SubscriptionLimits, VerifiedChange
 
 NOW = 1_700_000_000.0
 TOPIC = "https://pypi.example/simple/foo/"
@@ -59,7 +59,9 @@ def test_concurrent_subscribes_never_overshoot_the_topic_limit(storage: Storage)
     results, run = _concurrently(
         40,
         lambda i, store: store.apply_verified(
-            [("subscribe", TOPIC, f"https://m{i}.example/cb", None, 3600)], NOW, limits=limits
+            [VerifiedChange("subscribe", TOPIC, f"https://10.0.{i}.1/cb", None, 3600)],
+            NOW,
+            limits=limits,
         ),
     )
     _run_threads(40, run, storage)

@@ -107,3 +107,23 @@ def test_odd_hosts_are_accepted_or_refused_never_crash(callback: str) -> None:
         parse_hub_request([*SUB[:2], ("hub.callback", callback)], CLOSED)
     except BadRequest as exc:
         assert "hub.callback" in str(exc)
+
+
+@pytest.mark.parametrize("name", ["hub.secret", "hub.topic", "hub.callback", "hub.mode", "x"])
+def test_parse_form_refuses_percent_encoded_bytes_that_are_not_utf8(name: str) -> None:
+    with pytest.raises(BadRequest) as err:
+        parse_form(FORM, f"hub.mode=subscribe&{name}=%FF%FE".encode())
+    assert err.value.status == 400
+    assert name in str(err.value) and "UTF-8" in str(err.value)
+
+
+def test_parse_form_refuses_a_name_that_is_not_utf8() -> None:
+    with pytest.raises(BadRequest, match="parameter name"):
+        parse_form(FORM, b"hub.mode=publish&%C3%28=1")
+
+
+def test_parse_form_decodes_plus_and_percent_escapes_like_parse_qsl() -> None:
+    from urllib.parse import parse_qsl
+
+    body = "a=%E2%9C%93+b&b=x%2By&c&=v&d=%zz"
+    assert parse_form(FORM, body.encode()) == parse_qsl(body, keep_blank_values=True)

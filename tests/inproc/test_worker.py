@@ -1,0 +1,83 @@
+"""The worker's policy by error type, on the memory transport (the same tests run on the real
+RabbitMQ in tests/integration/test_worker.py)."""
+
+from __future__ import annotations
+
+from broker_hub import topology
+from broker_hub.errors import PermanentError, TransientError, Unavailable
+from broker_hub.messages import FetchTopic, Parked, VerifyIntent
+from broker_hub.services import Services
+from tests.inproc.conftest import take
+from tests.support.roles import ScriptedRole, running, wait_until
+from workers.inbound import Inbound
+from workers.worker import POISON_LIMIT
+
+MESSAGE = FetchTopic(topic="http://t.example/feed", seq=1, pinged_at=1.0)
+
+
+def parked(services: Services) -> list[Parked]:
+    return [m for m, _ in take(services, topology.PARKED)]  # type: ignore[misc]
+
+
+def test_a_handler_bug_is_parked_after_a_bounded_number_of_tries(services: Services) -> None:
+    def bug(message: FetchTopic, inbound: Inbound) -> None:
+        raise KeyError("boom")
+
+    role = ScriptedRole(bug)
+    with running(services, role):
+        services.publisher.publish(MESSAGE, topology.FETCH)
+        wait_until(lambda: len(role.calls) >= POISON_LIMIT)
+        got: list[Parked] = []
+        wait_until(lambda: got.extend(parked(services)) or got)
+    assert len(role.calls) == POISON_LIMIT  # tried, not redelivered forever
+    assert "KeyError" in got[0].reason and got[0].original["topic"] == MESSAGE.topic
+    assert services.metrics.handler_errors.labels("scripted")._value.get() == POISON_LIMIT
+
+
+def test_transient_errors_retry_with_attempts_then_park(services: Services) -> None:
+    def flaky(message: FetchTopic, inbound: Inbound) -> None:
+        raise TransientError("HTTP 503")
+
+    role = ScriptedRole(flaky, max_attempts=3)
+    with running(services, role):
+        services.publisher.publish(MESSAGE, topology.FETCH)
+        got: list[Parked] = []
+        wait_until(lambda: got.extend(parked(services)) or got)
+    assert [m.attempt for m in role.calls] == [1, 2, 3]
+    assert "HTTP 503" in got[0].reason and got[0].attempts == 3
+
+
+def test_permanent_error_parks_at_once(services: Services) -> None:
+    def refused(message: FetchTopic, inbound: Inbound) -> None:
+        raise PermanentError("HTTP 404")
+
+    role = ScriptedRole(refused)
+    with running(services, role):
+        services.publisher.publish(MESSAGE, topology.FETCH)
+        got: list[Parked] = []
+        wait_until(lambda: got.extend(parked(services)) or got)
+    assert len(role.calls) == 1 and "HTTP 404" in got[0].reason
+
+
+def test_unavailable_requeues_until_it_works(services: Services) -> None:
+    def database_down_twice(message: FetchTopic, inbound: Inbound) -> None:
+        if len(role.calls) <= 2:
+            raise Unavailable("storage unavailable")
+        inbound.ack()
+
+    role = ScriptedRole(database_down_twice)
+    with running(services, role):
+        services.publisher.publish(MESSAGE, topology.FETCH)
+        wait_until(lambda: len(role.calls) >= 3)
+    assert parked(services) == []
+    assert [m.attempt for m in role.calls] == [1, 1, 1]  # the same message, not a retry
+
+
+def test_unreadable_and_misrouted_messages_are_parked(services: Services) -> None:
+    role = ScriptedRole(lambda message, inbound: inbound.ack())
+    with running(services, role):
+        intent = VerifyIntent("subscribe", "http://t/", "http://c/", 1.0)
+        services.publisher.publish(intent, topology.FETCH)  # the wrong queue
+        got: list[Parked] = []
+        wait_until(lambda: got.extend(parked(services)) or got)
+    assert role.calls == [] and "got a verify message" in got[0].reason

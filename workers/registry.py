@@ -1,0 +1,45 @@
+"""Every role, by name: ``broker-hub <role>`` and ``broker-hub run`` find them here.
+
+Adding a role is one module that defines a ``SPEC`` (:class:`~workers.role.RoleSpec`) and one
+line in :data:`ROLES`.
+"""
+
+from __future__ import annotations
+
+from broker_hub.config import Settings
+from workers import deliverer, fetcher, janitor, verifier
+from workers.context import WorkerContext
+from workers.role import RoleSpec
+from workers.worker import Worker
+
+ROLES: dict[str, RoleSpec] = {
+    spec.name: spec
+    for spec in (
+        fetcher.SPEC,
+        janitor.SPEC,
+        deliverer.SPEC,
+        verifier.SPEC,
+    )
+}
+
+
+def process_roles(name: str) -> list[RoleSpec]:
+    """The roles ``broker-hub <name>`` runs: the role itself and those it brings along."""
+    spec = ROLES[name]
+    return [spec, *(ROLES[other] for other in spec.with_roles)]
+
+
+def embedded_processes(settings: Settings) -> list[str]:
+    """The processes ``broker-hub run`` runs as threads: every enabled role that no other
+    role brings along (the fetcher brings the janitor, the deliverer the verifier)."""
+    brought = {other for spec in ROLES.values() for other in spec.with_roles}
+    return [
+        name for name, spec in ROLES.items() if name not in brought and spec.enabled(settings)
+    ]
+
+
+def build_worker(context: WorkerContext, name: str) -> Worker:
+    """The worker of process ``name``: its roles on one consume loop."""
+    services = context.services
+    roles = [spec.build(context) for spec in process_roles(name)]
+    return Worker(services.messaging, roles, metrics=services.metrics, name=name)
