@@ -104,6 +104,7 @@ def test_name_resolving_to_loopback_is_refused_at_fetch(hub, publisher):
     alias = loopback_alias()
     publisher.set_topic("/alias-feed.xml", b"<feed/>")
     topic = f"http://{alias}:{publisher.port}/alias-feed.xml"
+    hub.storage.activate(topic, "http://mirror.invalid/cb", None, 3600, time.time())
     refused_before = hub.metric("broker_hub_fetches_total", outcome="refused")
     assert hub.publish(topic).status_code == 204
     wait_for(

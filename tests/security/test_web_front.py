@@ -117,6 +117,7 @@ class _SlowBodies:
 
     def __init__(self, hub: Hub, n: int, length: int) -> None:
         self.sockets: list[socket.socket] = []
+        self.received = [b""] * n
         host, port = _address(hub)
         head = (
             f"POST / HTTP/1.1\r\nHost: {host}:{port}\r\n"
@@ -134,15 +135,12 @@ class _SlowBodies:
                 sock.send(b"a")
 
     def answers(self) -> list[bytes]:
-        """The first bytes each connection got back (b"" when none, or closed)."""
-        out = []
-        for sock in self.sockets:
+        """What each connection got back so far (b"" when nothing yet)."""
+        for i, sock in enumerate(self.sockets):
             sock.setblocking(False)
-            try:
-                out.append(sock.recv(64))
-            except OSError:
-                out.append(b"")
-        return out
+            with contextlib.suppress(OSError):
+                self.received[i] += sock.recv(4096)
+        return list(self.received)
 
     def close(self) -> None:
         for sock in self.sockets:
