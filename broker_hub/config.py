@@ -84,6 +84,8 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_MAX_URL_LENGTH": ("max_url_length", _positive_int),
     "HUB_DELIVERY_CONCURRENCY": ("delivery_concurrency", _positive_int),
     "HUB_DELIVERY_PER_HOST": ("delivery_per_host", _positive_int),
+    "HUB_DELIVERY_SLOTS_PER_ADDRESS": ("delivery_slots_per_address", _positive_int),
+    "HUB_VERIFY_SLOTS_PER_ADDRESS": ("verify_slots_per_address", _positive_int),
     "HUB_DELIVERY_BATCH_SIZE": ("delivery_batch_size", _positive_int),
     "HUB_PREFETCH": ("prefetch", _positive_int),
     "HUB_VERIFY_PREFETCH": ("verify_prefetch", _positive_int),
@@ -134,6 +136,8 @@ class Settings:
     max_url_length: int = 2048
     delivery_concurrency: int = 512
     delivery_per_host: int = 64
+    delivery_slots_per_address: int = 16  # deliveries in flight per callback address
+    verify_slots_per_address: int = 16  # verifications in flight per callback address
     delivery_batch_size: int = 500
     prefetch: int = 8
     verify_prefetch: int = 256

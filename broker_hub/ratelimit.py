@@ -162,7 +162,7 @@ class AddressCache:
     """Host name -> address key, resolved through ``getaddrinfo`` and kept ``ttl`` seconds.
 
     A name that does not resolve is keyed by the name itself (its request fails anyway), and
-    so is one whose lookup takes longer than ``timeout`` (not cached: asked again next time).
+    so is one whose lookup takes longer than ``timeout`` (until the lookup ends).
     One lookup per name at a time; at most ``max_names`` names are kept.
     """
 
@@ -182,33 +182,36 @@ class AddressCache:
         self._lock = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="resolve")
 
-    def key(self, name: str) -> str:
-        now = self.clock()
+    def key(self, name: str, wait: float | None = None) -> str:
+        """The name's address key; ``wait`` (default ``timeout``) bounds the wait for a lookup
+        not cached yet (it goes on in the background and fills the cache)."""
         with self._lock:
             cached = self._names.get(name)
-            if cached is not None and cached[0] > now:
+            if cached is not None and cached[0] > self.clock():
                 return cached[1]
             pending = self._pending.get(name)  # one lookup per name at a time
             if pending is None:
-                pending = self._pending[name] = self._pool.submit(self._resolve, name)
+                pending = self._pending[name] = self._pool.submit(self._lookup, name)
         try:
-            addresses = pending.result(timeout=self.timeout)
+            return pending.result(timeout=self.timeout if wait is None else wait)
         except concurrent.futures.TimeoutError:
-            return name  # slow DNS: not cached, the next call asks again
+            return name  # slow DNS: keyed by name until the lookup ends
+
+    def _lookup(self, name: str) -> str:
+        try:
+            addresses = self._resolve(name)
         except (OSError, UnicodeError):
             addresses = []
-        finally:
-            with self._lock:
-                if self._pending.get(name) is pending and pending.done():
-                    del self._pending[name]
         keys = sorted({k for a in addresses if (k := literal_address(a)) is not None})
         key = keys[0] if keys else name
+        now = self.clock()
         with self._lock:
             if len(self._names) >= self.max_names:
                 self._names = {n: v for n, v in self._names.items() if v[0] > now}
                 if len(self._names) >= self.max_names:
                     self._names.clear()
             self._names[name] = (now + self.ttl, key)
+            self._pending.pop(name, None)
         return key
 
 
@@ -220,7 +223,7 @@ def _getaddrinfo(name: str) -> list[str]:
 _CACHE = AddressCache()
 
 
-def address_key(url: str, *, cache: AddressCache | None = None) -> str:
+def address_key(url: str, *, cache: AddressCache | None = None, wait: float | None = None) -> str:
     """The pacing key of a remote URL: the address it reaches, whatever the spelling.
 
     IP literals in every legacy form, and names (through ``getaddrinfo``, cached briefly),
@@ -237,4 +240,4 @@ def address_key(url: str, *, cache: AddressCache | None = None) -> str:
     literal = literal_address(host)
     if literal is not None:
         return literal
-    return (cache or _CACHE).key(host)
+    return (cache or _CACHE).key(host, wait)

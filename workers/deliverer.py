@@ -35,6 +35,7 @@ from workers.distribution import Distribution
 from workers.http_engine import HttpEngine
 from workers.inbound import Inbound
 from workers.role import Consume, Role, RoleSpec
+from workers.slots import AddressSlots, Lanes, address_of
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class _Job:
     notification: Notification | None = None
     attempt: int = 1
     unrecorded: bool = False  # a retry could not be published: requeue instead of ack
+    retry: tuple[int, int] | None = None  # a DeliverOne's (subscription, notification) ids
 
 
 class Deliverer(Role):
@@ -77,6 +79,16 @@ class Deliverer(Role):
         self._latency_children: dict[str, Any] = {}
         # concurrency per batch message, so that `prefetch` batches fill the connection pool
         self._batch_workers = max(8, settings.delivery_concurrency // settings.prefetch)
+        # Isolation (issue 15): one address never holds more than these slots, in all or in a
+        # batch's workers, and retries (one message each, holding a prefetch slot for the whole
+        # attempt) never take more than half the prefetch, nor one address half of that: the
+        # rest wait in the delay queue, holding nothing.
+        self.slots = AddressSlots(settings.delivery_slots_per_address)
+        self._per_batch = max(1, min(settings.delivery_slots_per_address, self._batch_workers // 2))
+        self._retry_cap = max(1, settings.prefetch // 2)
+        self._retry_per_address = max(1, self._retry_cap // 2)
+        self._retrying: dict[tuple[int, int], str] = {}  # in flight: (sub, notification) -> key
+        self._defer = max(0.5, settings.http_timeout / 2)
 
     def consumes(self) -> list[Consume]:
         return [
@@ -109,9 +121,15 @@ class Deliverer(Role):
             ):
                 self.metrics.deliveries.labels(_mirror(sub), "dropped").inc()
                 subs = []
+            elif self._retry_is_full(sub, msg.notification_id):
+                if inbound.later(msg, self._defer):  # not an attempt: it waits, holding nothing
+                    self.metrics.deliveries.labels(sub.mirror, "deferred").inc()
+                return
             else:
                 subs = [sub]
             job = _Job(inbound, len(subs), self._notification(msg.notification_id), msg.attempt)
+            if subs:
+                job.retry = (subs[0].id, msg.notification_id)
         if job.notification is None and subs:
             if inbound.park_message(msg, "notification no longer stored"):
                 self.metrics.parked.labels("unexpected").inc()
@@ -121,6 +139,8 @@ class Deliverer(Role):
             return
         assert job.notification is not None
         self.jobs += 1
+        if job.retry is not None:
+            self._retrying[job.retry] = address_of(subs[0])
         logger.debug(
             "notification %d: %d deliveries start %.1f ms after the ping",
             job.notification.id,
@@ -148,14 +168,20 @@ class Deliverer(Role):
             results.clear()
             flushed = loop.time()
 
-        pending = iter(subs)
+        lanes = Lanes(subs, self.slots, self._per_batch)
 
         async def worker() -> None:
-            for sub in pending:
+            while lanes:
+                sub = lanes.take()
+                if sub is None:  # every host left has its slots full: wait for one to free
+                    await self.slots.wait_for_release(self._defer)
+                    continue
                 try:
                     attempt = await distribution.deliver(self.engine, sub)
                 except Exception as exc:  # noqa: BLE001 - recorded as a failed attempt
                     attempt = Attempt(None, exc.__class__.__name__)
+                finally:
+                    lanes.done(sub)
                 if attempt.status is not None and 200 <= attempt.status < 300:
                     self._latency(sub.mirror).observe(max(0.0, time.time() - pinged_at))
                 results.append((sub, attempt))
@@ -167,6 +193,16 @@ class Deliverer(Role):
         await asyncio.gather(*(worker() for _ in range(min(len(subs), self._batch_workers))))
         if results:
             flush()
+
+    def _retry_is_full(self, sub: Subscription, notification_id: int) -> bool:
+        """A retry must wait: it is in flight already, or retries (in all, or to its address)
+        hold their share of the prefetch, or its address holds all its slots."""
+        if (sub.id, notification_id) in self._retrying or len(self._retrying) >= self._retry_cap:
+            return True
+        key = address_of(sub)
+        same = sum(1 for k in self._retrying.values() if k == key)
+        full = self.slots.in_flight(key) >= self.slots.per_address
+        return full or same >= self._retry_per_address
 
     def _latency(self, mirror: str) -> Any:
         child = self._latency_children.get(mirror)
@@ -247,6 +283,8 @@ class Deliverer(Role):
                 finished.append(job)
         self.storage.mark_delivered(delivered)
         for job in finished:
+            if job.retry is not None:
+                self._retrying.pop(job.retry, None)
             if job.unrecorded:
                 job.inbound.requeue()
             else:

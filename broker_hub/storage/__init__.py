@@ -42,7 +42,8 @@ __all__ = [
 ]
 
 _SUB_COLUMNS = (
-    "id, topic, callback, secret, lease_seconds, expires_at, delivered_upto, callback_host"
+    "id, topic, callback, secret, lease_seconds, expires_at, delivered_upto, callback_host, "
+    "callback_address"
 )
 
 
@@ -56,6 +57,7 @@ def _subscription(row: tuple) -> Subscription:
         expires_at=row[5],
         delivered_upto=row[6],
         mirror=row[7],
+        address=row[8],
     )
 
 

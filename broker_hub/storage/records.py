@@ -16,6 +16,7 @@ class Subscription:
     expires_at: float
     delivered_upto: int = 0
     mirror: str = ""  # the callback's host[:port]: the metrics label
+    address: str = ""  # the address the callback reached when verified (ratelimit.address_key)
 
 
 class PingRecord(NamedTuple):

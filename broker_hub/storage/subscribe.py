@@ -17,7 +17,8 @@ from broker_hub.storage.records import Subscription, SubscriptionLimits, Verifie
 from broker_hub.urls import host_label
 
 _SUB_COLUMNS = (
-    "id, topic, callback, secret, lease_seconds, expires_at, delivered_upto, callback_host"
+    "id, topic, callback, secret, lease_seconds, expires_at, delivered_upto, callback_host, "
+    "callback_address"
 )
 _NO_LIMITS = SubscriptionLimits()
 # A new subscription is written only while its topic and its callback's address are under
@@ -92,7 +93,7 @@ class SubscriptionWrites:
             return None
         return Subscription(
             id=row[0], topic=row[1], callback=row[2], secret=row[3], lease_seconds=row[4],
-            expires_at=row[5], delivered_upto=row[6], mirror=row[7],
+            expires_at=row[5], delivered_upto=row[6], mirror=row[7], address=row[8],
         )  # fmt: skip
 
     def _lock_for_limits(self, pairs: list[tuple[str, str]]) -> None:

@@ -1,0 +1,71 @@
+"""A hostile peer for the isolation tests: one loopback server whose callbacks hang.
+
+It listens on its own loopback address (127.0.0.2 by default: another machine, as the hub
+sees it) and, for any path, either answers the verification GET with its challenge and then
+never answers a POST (``hang="post"``), or never answers at all (``hang="all"``). Hung
+connections are held open until :meth:`close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from urllib.parse import parse_qs, urlsplit
+
+
+class HangingPeer:
+    def __init__(self, host: str = "127.0.0.2", hang: str = "post") -> None:
+        self.host, self.hang = host, hang
+        self.loop = asyncio.new_event_loop()
+        self.hung = 0  # requests held without an answer
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hanging-peer", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the hanging peer did not start")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.server = self.loop.run_until_complete(
+            asyncio.start_server(self._serve, self.host, 0, backlog=1024)
+        )
+        self.port = self.server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self.loop.run_forever()
+        tasks = asyncio.all_tasks(self.loop)
+        for task in tasks:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        self.loop.close()
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                method, target = head.split(b" ", 2)[:2]
+                if method == b"GET" and self.hang == "post":
+                    query = parse_qs(urlsplit(target.decode()).query)
+                    challenge = query.get("hub.challenge", [""])[0].encode()
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(challenge), challenge)
+                    )
+                    await writer.drain()
+                    continue
+                self.hung += 1
+                await asyncio.Event().wait()  # never answers; cancelled by close()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        def stop() -> None:
+            self.server.close()
+            self.loop.stop()
+
+        self.loop.call_soon_threadsafe(stop)
+        self._thread.join(10)
