@@ -59,6 +59,9 @@ class Verifier(Role):
         # in the delay queue (holding no prefetch slot), so hanging callbacks of one party
         # cannot hold every slot of HUB_VERIFY_PREFETCH.
         self._busy: dict[str, int] = {}
+        self._per_address = max(
+            1, min(settings.verify_slots_per_address, settings.verify_prefetch // 2)
+        )
         self._defer = max(0.5, settings.http_timeout / 2)
         self.limits = SubscriptionLimits(
             settings.max_subscriptions_per_topic, settings.max_subscriptions_per_host
@@ -76,7 +79,7 @@ class Verifier(Role):
         # keyed by the address the callback reaches, whatever its spelling; a name not in the
         # cache yet is looked up in the background (the consumer thread never waits for DNS)
         key = address_key(msg.callback, wait=0.05)
-        if self._busy.get(key, 0) >= self.settings.verify_slots_per_address:
+        if self._busy.get(key, 0) >= self._per_address:
             if inbound.later(msg, self._defer):  # not an attempt: it waits, holding nothing
                 self.metrics.verifications.labels(msg.mode, "deferred").inc()
             return

@@ -25,9 +25,9 @@ HOSTILE = 120
 MODES = {"embedded": embedded_hub, "split": split_hub}
 SETTINGS = {
     "HUB_HTTP_TIMEOUT": str(TIMEOUT),
-    # scaled down so that 120 peers are "hundreds": 8 workers per batch, 32 verifications
+    # scaled down so that 120 peers are "hundreds": 8 workers per batch, 16 verifications
     "HUB_DELIVERY_CONCURRENCY": "64",
-    "HUB_VERIFY_PREFETCH": "32",
+    "HUB_VERIFY_PREFETCH": "16",
     "HUB_DELIVERY_MAX_ATTEMPTS": "4",
     "HUB_DELIVERY_BACKOFF_BASE": "0.2",
     "HUB_VERIFY_MAX_ATTEMPTS": "2",
