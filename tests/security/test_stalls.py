@@ -105,3 +105,42 @@ def test_hanging_verifications_do_not_delay_an_honest_one(hub, subscriber):
         assert delay < BOUND
     finally:
         peer.close()
+
+
+def _denied(hub: RunningHub) -> float:
+    head = 'broker_hub_verifications_total{mode="subscribe",outcome="denied"} '
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in hub.metrics_text().splitlines()
+        if line.startswith(head)
+    )
+
+
+@pytest.fixture(params=list(MODES))
+def limited_hub(request, tmp_path) -> Iterator[RunningHub]:
+    limits = {"HUB_MAX_SUBSCRIPTIONS_PER_TOPIC": "5", "HUB_MAX_SUBSCRIPTIONS_PER_HOST": "8"}
+    with MODES[request.param](tmp_path, **limits) as running:
+        yield running
+
+
+def test_subscription_limits_hold_under_concurrent_subscribes(limited_hub, subscriber):
+    """40 subscribes at once to a topic limited to 5 left 40 active before the fix; and the
+    per-host limit counted host text plus port, so other spellings got around it."""
+    hub = limited_hub
+    topic = "http://127.0.0.1:9/limited"
+    port = subscriber.port
+    with requests.Session() as session:
+        for i in range(40):
+            data = {"hub.mode": "subscribe", "hub.topic": topic,
+                    "hub.callback": subscriber.url(f"/l{i}")}  # fmt: skip
+            assert session.post(hub.url, data=data, timeout=10).status_code == 202
+        wait_for(lambda: _denied(hub) >= 35, timeout=30, message="35 denials")
+        assert hub.storage.count_for_topic(topic, time.time()) == 5
+        spellings = ["127.0.0.1", "127.1", "2130706433", "0x7f.1", "localhost"]
+        for i in range(10):
+            data = {"hub.mode": "subscribe", "hub.topic": f"http://127.0.0.1:9/t{i}",
+                    "hub.callback": f"http://{spellings[i % 5]}:{port}/s{i}"}  # fmt: skip
+            assert session.post(hub.url, data=data, timeout=10).status_code == 202
+        # 5 of the topic above are on 127.0.0.1 already: 3 more fit, 7 are denied
+        wait_for(lambda: _denied(hub) >= 42, timeout=30, message="7 more denials")
+    assert hub.storage.count_for_address("127.0.0.1", time.time()) == 8
