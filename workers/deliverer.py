@@ -83,7 +83,10 @@ class Deliverer(Role):
         # batch's workers, and retries (one message each, holding a prefetch slot for the whole
         # attempt) never take more than half the prefetch, nor one address half of that: the
         # rest wait in the delay queue, holding nothing.
-        self.slots = AddressSlots(settings.delivery_slots_per_address)
+        self.slots = AddressSlots(
+            settings.delivery_slots_per_address, slow_after=min(1.0, settings.http_timeout / 4),
+            remember=settings.http_timeout,
+        )
         self._per_batch = max(1, min(settings.delivery_slots_per_address, self._batch_workers // 2))
         self._retry_cap = max(1, settings.prefetch // 2)
         self._retry_per_address = max(1, self._retry_cap // 2)
@@ -173,8 +176,15 @@ class Deliverer(Role):
         async def worker() -> None:
             while lanes:
                 sub = lanes.take()
-                if sub is None:  # every host left has its slots full: wait for one to free
-                    await self.slots.wait_for_release(self._defer)
+                if sub is None:
+                    # Hosts whose callbacks hang (their slots full) wait in the delay queue as
+                    # retries of their own, so that this message is not held for them; a host
+                    # merely busy in this batch gets its next slot here.
+                    spilled = lanes.spill(self.slots.full)
+                    if spilled:
+                        self._done.put(("spill", job, spilled, pinged_at))
+                    else:
+                        await self.slots.wait_for_release(self._defer)
                     continue
                 try:
                     attempt = await distribution.deliver(self.engine, sub)
@@ -194,6 +204,22 @@ class Deliverer(Role):
         if results:
             flush()
 
+    def _spill(self, job: _Job, subs: list[Subscription], pinged_at: float) -> None:
+        """Deliveries a batch could not start (their address is saturated): each becomes a
+        DeliverOne in the delay queue, same attempt, so the batch message can be acked."""
+        assert job.notification is not None
+        for sub in subs:
+            try:
+                self.publisher.publish_delayed(
+                    DeliverOne(job.notification.id, sub.id, pinged_at, job.attempt, "deferred"),
+                    topology.DELIVER,
+                    self._defer,
+                )
+            except Unavailable:
+                job.unrecorded = True
+            self.metrics.deliveries.labels(sub.mirror, "deferred").inc()
+            job.remaining -= 1
+
     def _retry_is_full(self, sub: Subscription, notification_id: int) -> bool:
         """A retry must wait: it is in flight already, or retries (in all, or to its address)
         hold their share of the prefetch, or its address holds all its slots."""
@@ -201,8 +227,7 @@ class Deliverer(Role):
             return True
         key = address_of(sub)
         same = sum(1 for k in self._retrying.values() if k == key)
-        full = self.slots.in_flight(key) >= self.slots.per_address
-        return full or same >= self._retry_per_address
+        return same >= self._retry_per_address or self.slots.full(key)
 
     def _latency(self, mirror: str) -> Any:
         child = self._latency_children.get(mirror)
@@ -276,9 +301,12 @@ class Deliverer(Role):
                 item = self._done.get_nowait()
             except queue.Empty:
                 break
-            _, job, chunk, pinged_at = item
-            for sub, attempt in chunk:
-                self._record_delivery(job, sub, attempt, pinged_at, delivered)
+            kind, job, chunk, pinged_at = item
+            if kind == "spill":
+                self._spill(job, chunk, pinged_at)
+            else:
+                for sub, attempt in chunk:
+                    self._record_delivery(job, sub, attempt, pinged_at, delivered)
             if job.remaining == 0:
                 finished.append(job)
         self.storage.mark_delivered(delivered)

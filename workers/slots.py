@@ -1,4 +1,4 @@
-"""Slots per remote address: no host, however many callbacks it has, takes every slot.
+"""Slots per remote address: no host, however many hanging callbacks it has, takes them all.
 
 A hostile party can subscribe hundreds of callbacks that accept a connection and never answer;
 each holds its request for the whole ``HUB_HTTP_TIMEOUT``. Counting requests in flight per
@@ -10,45 +10,85 @@ the consumer thread takes slots for whole messages, the event loop for single de
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
+import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from broker_hub.ratelimit import address_key
 from broker_hub.storage import Subscription
 
 
 class AddressSlots:
-    """At most ``per_address`` units of work in flight per address key."""
+    """At most ``per_address`` *slow* units of work in flight per address key.
 
-    def __init__(self, per_address: int):
-        self.per_address = per_address
-        self._busy: dict[str, int] = {}
+    Work that has been in flight longer than ``slow_after`` seconds counts against the cap, and
+    so does slow work that ended less than ``remember`` seconds ago; quick work does not. So a
+    mirror that answers fast gets all the concurrency it can use, while an address whose
+    callbacks hang (the only work that holds anything for long) gets ``per_address`` units
+    and, once they have timed out, waits ``remember`` before its next ones start.
+    """
+
+    def __init__(
+        self,
+        per_address: int,
+        *,
+        slow_after: float = 1.0,
+        remember: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.per_address, self.slow_after, self.clock = per_address, slow_after, clock
+        self.remember = remember
+        self._started: dict[str, dict[int, float]] = {}
+        self._recent: dict[str, deque[float]] = {}  # key -> when its slow units ended
         self._lock = threading.Lock()
+        self._tokens = itertools.count(1)
         self._freed: asyncio.Event | None = None  # created on the loop that waits
 
-    def try_acquire(self, key: str) -> bool:
+    def full(self, key: str) -> bool:
+        """True when ``key`` has ``per_address`` slow units in flight."""
         with self._lock:
-            busy = self._busy.get(key, 0)
-            if busy >= self.per_address:
-                return False
-            self._busy[key] = busy + 1
-            return True
+            return self._slow(key) >= self.per_address
 
-    def release(self, key: str) -> None:
+    def _slow(self, key: str) -> int:
+        now = self.clock()
+        slow = 0
+        recent = self._recent.get(key)
+        if recent:
+            while recent and recent[0] < now - self.remember:
+                recent.popleft()
+            slow = len(recent)
+            if not recent:
+                del self._recent[key]
+        started = self._started.get(key)
+        if started:
+            since = now - self.slow_after
+            slow += sum(1 for t in started.values() if t <= since)
+        return slow
+
+    def try_acquire(self, key: str) -> int:
+        """A token for a unit of work on ``key``, or 0 when its slots are full."""
         with self._lock:
-            busy = self._busy.get(key, 0) - 1
-            if busy > 0:
-                self._busy[key] = busy
-            else:
-                self._busy.pop(key, None)
+            if self._slow(key) >= self.per_address:
+                return 0
+            token = next(self._tokens)
+            self._started.setdefault(key, {})[token] = self.clock()
+            return token
+
+    def release(self, key: str, token: int) -> None:
+        with self._lock:
+            started = self._started.get(key)
+            if started is not None:
+                began = started.pop(token, None)
+                if not started:
+                    del self._started[key]
+                now = self.clock()
+                if began is not None and self.remember > 0 and now - began > self.slow_after:
+                    self._recent.setdefault(key, deque()).append(now)
         freed = self._freed
         if freed is not None:
             freed.get_loop().call_soon_threadsafe(freed.set)
-
-    def in_flight(self, key: str) -> int:
-        with self._lock:
-            return self._busy.get(key, 0)
 
     async def wait_for_release(self, timeout: float) -> None:
         """Wait (on the event loop) until some slot is released, or ``timeout``."""
@@ -70,8 +110,8 @@ def address_of(sub: Subscription) -> str:
 
 class Lanes:
     """A batch's subscriptions, one lane per address, taken in turn across lanes; a lane whose
-    address has no free slot (in all, or ``per_batch`` in this batch) is skipped, so hosts
-    with many hanging callbacks never hold up the others."""
+    address has no free slot (in all, or ``per_batch`` slow ones in this batch) is skipped, so
+    hosts with many hanging callbacks never hold up the others."""
 
     def __init__(self, subs: Iterable[Subscription], slots: AddressSlots, per_batch: int):
         self.slots, self.per_batch = slots, per_batch
@@ -79,8 +119,8 @@ class Lanes:
         for sub in subs:
             self._lanes.setdefault(address_of(sub), deque()).append(sub)
         self._order: deque[str] = deque(self._lanes)
-        self._busy: dict[str, int] = {}
-        self._keys: dict[int, str] = {}
+        self._batch = AddressSlots(per_batch, slow_after=slots.slow_after, clock=slots.clock)
+        self._held: dict[int, tuple[str, int, int]] = {}  # id(sub) -> key, tokens
 
     def __bool__(self) -> bool:
         return bool(self._order)
@@ -90,19 +130,30 @@ class Lanes:
         for _ in range(len(self._order)):
             key = self._order.popleft()
             lane = self._lanes[key]
-            if self._busy.get(key, 0) < self.per_batch and self.slots.try_acquire(key):
+            mine = self._batch.try_acquire(key)
+            token = self.slots.try_acquire(key) if mine else 0
+            if token:
                 sub = lane.popleft()
-                self._busy[key] = self._busy.get(key, 0) + 1
-                self._keys[id(sub)] = key
+                self._held[id(sub)] = (key, mine, token)
                 if lane:
                     self._order.append(key)
                 else:
                     del self._lanes[key]
                 return sub
+            if mine:
+                self._batch.release(key, mine)
             self._order.append(key)
         return None
 
+    def spill(self, full: Callable[[str], bool]) -> list[Subscription]:
+        """Take out, untried, every subscription left on an address for which ``full``."""
+        out: list[Subscription] = []
+        for key in [k for k in self._order if full(k)]:
+            out.extend(self._lanes.pop(key))
+            self._order.remove(key)
+        return out
+
     def done(self, sub: Subscription) -> None:
-        key = self._keys.pop(id(sub))
-        self._busy[key] -= 1
-        self.slots.release(key)
+        key, mine, token = self._held.pop(id(sub))
+        self._batch.release(key, mine)
+        self.slots.release(key, token)

@@ -26,11 +26,12 @@ from broker_hub.urls import with_query
 from workers.http_engine import HttpEngine
 from workers.inbound import Inbound
 from workers.role import Consume, Role, RoleSpec
+from workers.slots import AddressSlots
 
 logger = logging.getLogger(__name__)
 
 CHALLENGE_BYTES = 32
-Outcome = tuple[VerifyIntent, Inbound, int | None, bool, Attempt, str]
+Outcome = tuple[VerifyIntent, Inbound, int | None, bool, Attempt, tuple[str, int]]
 
 
 class Verifier(Role):
@@ -54,13 +55,14 @@ class Verifier(Role):
         self.pending = 0  # messages taken, not settled yet
         self.pacer = Pacer(settings.verify_rate_per_host)
         self._done: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-        self._incoming: list[tuple[VerifyIntent, Inbound, str]] = []
+        self._incoming: list[tuple[VerifyIntent, Inbound, tuple[str, int]]] = []
         # Isolation (issue 15): verifications in flight per callback address; the rest wait
         # in the delay queue (holding no prefetch slot), so hanging callbacks of one party
         # cannot hold every slot of HUB_VERIFY_PREFETCH.
-        self._busy: dict[str, int] = {}
-        self._per_address = max(
-            1, min(settings.verify_slots_per_address, settings.verify_prefetch // 2)
+        self.slots = AddressSlots(
+            max(1, min(settings.verify_slots_per_address, settings.verify_prefetch // 2)),
+            slow_after=min(1.0, settings.http_timeout / 4),
+            remember=settings.http_timeout,
         )
         self._defer = max(0.5, settings.http_timeout / 2)
         self.limits = SubscriptionLimits(
@@ -79,7 +81,7 @@ class Verifier(Role):
         # keyed by the address the callback reaches, whatever its spelling; a name not in the
         # cache yet is looked up in the background (the consumer thread never waits for DNS)
         key = address_key(msg.callback, wait=0.05)
-        if self._busy.get(key, 0) >= self._per_address:
+        if self.slots.full(key):
             if inbound.later(msg, self._defer):  # not an attempt: it waits, holding nothing
                 self.metrics.verifications.labels(msg.mode, "deferred").inc()
             return
@@ -90,11 +92,11 @@ class Verifier(Role):
                 self.metrics.verifications.labels(msg.mode, "deferred").inc()
             return
         self.pending += 1
-        self._busy[key] = self._busy.get(key, 0) + 1
+        token = self.slots.try_acquire(key)  # not full just now, and only this thread takes
         denial = self._denial_reason(msg, key) if msg.mode == "subscribe" else ""
         if denial:
             msg = dataclasses.replace(msg, mode="denied", reason=denial)
-        self._incoming.append((msg, inbound, key))
+        self._incoming.append((msg, inbound, (key, token)))
 
     def _submit(self) -> None:
         """Hand the intents read since the last tick to the event loop in one go."""
@@ -102,7 +104,7 @@ class Verifier(Role):
             batch, self._incoming = self._incoming, []
             self.engine.submit(self._verify_all(batch))
 
-    async def _verify_all(self, batch: list[tuple[VerifyIntent, Inbound, str]]) -> None:
+    async def _verify_all(self, batch: list[tuple[VerifyIntent, Inbound, tuple[str, int]]]) -> None:
         await asyncio.gather(*(self._verify_task(*item) for item in batch))
 
     def _denial_reason(self, msg: VerifyIntent, key: str) -> str:
@@ -123,7 +125,9 @@ class Verifier(Role):
             return "the callback host has reached its subscription limit"
         return ""
 
-    async def _verify_task(self, msg: VerifyIntent, inbound: Inbound, key: str) -> None:
+    async def _verify_task(
+        self, msg: VerifyIntent, inbound: Inbound, slot: tuple[str, int]
+    ) -> None:
         lease = clamp_lease(msg.lease_seconds, self.settings) if msg.mode == "subscribe" else None
         try:
             if msg.mode == "denied":
@@ -132,7 +136,7 @@ class Verifier(Role):
                 ok, attempt = await verify(self.engine, msg, lease)
         except Exception as exc:  # noqa: BLE001 - recorded as a failed attempt
             ok, attempt = False, Attempt(None, exc.__class__.__name__)
-        self._done.put((msg, inbound, lease, ok, attempt, key))
+        self._done.put((msg, inbound, lease, ok, attempt, slot))
 
     def tick(self, max_items: int = 5000) -> None:
         """Submit what arrived; apply the confirmed intents in one transaction; then retries,
@@ -161,12 +165,8 @@ class Verifier(Role):
         if confirmed:
             over = self.storage.apply_verified(confirmed, self.clock(), limits=self.limits)
             refused = {(change.topic, change.callback) for change in over}
-        for msg, inbound, _, ok, attempt, key in items:
-            busy = self._busy.get(key, 1) - 1
-            if busy > 0:
-                self._busy[key] = busy
-            else:
-                self._busy.pop(key, None)
+        for msg, inbound, _, ok, attempt, slot in items:
+            self.slots.release(*slot)
             if msg.mode == "subscribe" and (msg.topic, msg.callback) in refused:
                 self._deny_late(msg, inbound)
             else:
