@@ -80,17 +80,20 @@ class Deliverer(Role):
         # concurrency per batch message, so that `prefetch` batches fill the connection pool
         self._batch_workers = max(8, settings.delivery_concurrency // settings.prefetch)
         # Isolation (issue 15): one address never holds more than these slots, in all or in a
-        # batch's workers, and retries (one message each, holding a prefetch slot for the whole
-        # attempt) never take more than half the prefetch, nor one address half of that: the
+        # batch's workers, and slow retries (one message each, holding a prefetch slot for the
+        # whole attempt) never take more than half the prefetch, nor one address half of that: the
         # rest wait in the delay queue, holding nothing.
         self.slots = AddressSlots(
             settings.delivery_slots_per_address, slow_after=min(1.0, settings.http_timeout / 4),
             remember=settings.http_timeout,
         )
         self._per_batch = max(1, min(settings.delivery_slots_per_address, self._batch_workers // 2))
-        self._retry_cap = max(1, settings.prefetch // 2)
-        self._retry_per_address = max(1, self._retry_cap // 2)
-        self._retrying: dict[tuple[int, int], str] = {}  # in flight: (sub, notification) -> key
+        slow = min(1.0, settings.http_timeout / 4)
+        retry_cap = max(1, settings.prefetch // 2)
+        self._retry_slots = AddressSlots(retry_cap, slow_after=slow)  # one key: "all"
+        self._retry_address = AddressSlots(max(1, retry_cap // 2), slow_after=slow)
+        # in flight: (sub, notification) -> (address, token in all, token for the address)
+        self._retrying: dict[tuple[int, int], tuple[str, int, int]] = {}
         self._defer = max(0.5, settings.http_timeout / 2)
 
     def consumes(self) -> list[Consume]:
@@ -143,7 +146,10 @@ class Deliverer(Role):
         assert job.notification is not None
         self.jobs += 1
         if job.retry is not None:
-            self._retrying[job.retry] = address_of(subs[0])
+            key = address_of(subs[0])
+            self._retrying[job.retry] = (
+                key, self._retry_slots.try_acquire("all"), self._retry_address.try_acquire(key)
+            )
         logger.debug(
             "notification %d: %d deliveries start %.1f ms after the ping",
             job.notification.id,
@@ -221,13 +227,12 @@ class Deliverer(Role):
             job.remaining -= 1
 
     def _retry_is_full(self, sub: Subscription, notification_id: int) -> bool:
-        """A retry must wait: it is in flight already, or retries (in all, or to its address)
-        hold their share of the prefetch, or its address holds all its slots."""
-        if (sub.id, notification_id) in self._retrying or len(self._retrying) >= self._retry_cap:
+        """A retry must wait: it is in flight already, or slow retries (in all, or to its
+        address) hold their share of the prefetch, or its address holds all its slots."""
+        if (sub.id, notification_id) in self._retrying or self._retry_slots.full("all"):
             return True
         key = address_of(sub)
-        same = sum(1 for k in self._retrying.values() if k == key)
-        return same >= self._retry_per_address or self.slots.full(key)
+        return self._retry_address.full(key) or self.slots.full(key)
 
     def _latency(self, mirror: str) -> Any:
         child = self._latency_children.get(mirror)
@@ -312,7 +317,9 @@ class Deliverer(Role):
         self.storage.mark_delivered(delivered)
         for job in finished:
             if job.retry is not None:
-                self._retrying.pop(job.retry, None)
+                key, whole, mine = self._retrying.pop(job.retry)
+                self._retry_slots.release("all", whole)
+                self._retry_address.release(key, mine)
             if job.unrecorded:
                 job.inbound.requeue()
             else:

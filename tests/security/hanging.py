@@ -3,21 +3,24 @@
 It listens on its own loopback address (127.0.0.2 by default: another machine, as the hub
 sees it) and, for any path, either answers the verification GET with its challenge and then
 never answers a POST (``hang="post"``), or never answers at all (``hang="all"``). Hung
-connections are held open until :meth:`close`.
+connections are held open until :meth:`close`. With ``hang="none"`` it is an honest mirror
+that answers everything at once and records when each request arrived (``arrivals``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from urllib.parse import parse_qs, urlsplit
 
 
 class HangingPeer:
-    def __init__(self, host: str = "127.0.0.2", hang: str = "post") -> None:
-        self.host, self.hang = host, hang
+    def __init__(self, host: str = "127.0.0.2", hang: str = "post", port: int = 0) -> None:
+        self.host, self.hang, self._port = host, hang, port
         self.loop = asyncio.new_event_loop()
         self.hung = 0  # requests held without an answer
+        self.arrivals: list[tuple[float, str, str]] = []  # (time, method, path), hang="none"
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hanging-peer", daemon=True)
         self._thread.start()
@@ -27,7 +30,7 @@ class HangingPeer:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.server = self.loop.run_until_complete(
-            asyncio.start_server(self._serve, self.host, 0, backlog=1024)
+            asyncio.start_server(self._serve, self.host, self._port, backlog=1024)
         )
         self.port = self.server.sockets[0].getsockname()[1]
         self._ready.set()
@@ -46,7 +49,20 @@ class HangingPeer:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 method, target = head.split(b" ", 2)[:2]
-                if method == b"GET" and self.hang == "post":
+                if self.hang == "none":
+                    path = urlsplit(target.decode()).path
+                    self.arrivals.append((time.time(), method.decode(), path))
+                if method == b"POST" and self.hang == "none":
+                    length = 0
+                    for line in head.split(b"\r\n")[1:]:
+                        name, _, value = line.partition(b":")
+                        if name.strip().lower() == b"content-length":
+                            length = int(value.strip())
+                    await reader.readexactly(length)
+                    writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+                    await writer.drain()
+                    continue
+                if method == b"GET" and self.hang in ("post", "none"):
                     query = parse_qs(urlsplit(target.decode()).query)
                     challenge = query.get("hub.challenge", [""])[0].encode()
                     writer.write(
