@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit rabbitmq lint bench clean
+.PHONY: help venv run test test-unit rabbitmq lint bench bench-isolation clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,8 +42,14 @@ lint: venv ## ruff, mypy, and the import contracts (web and workers never import
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: venv ## run the benchmarks (python -m bench)
+bench: venv ## run the benchmarks (python -m bench, then the isolation scenarios)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.isolation_diff
+	$(BIN)/python -m bench.isolation_stalls
+
+bench-isolation: venv ## only the isolation scenarios: diff of duplicate entries, honest delays
+	$(BIN)/python -m bench.isolation_diff
+	$(BIN)/python -m bench.isolation_stalls
 
 clean: ## remove caches, build artefacts and var/ (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache .hypothesis build dist var

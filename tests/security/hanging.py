@@ -35,10 +35,13 @@ class HangingPeer:
         self.port = self.server.sockets[0].getsockname()[1]
         self._ready.set()
         self.loop.run_forever()
-        tasks = asyncio.all_tasks(self.loop)
-        for task in tasks:
-            task.cancel()
-        self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        for _ in range(10):  # connections accepted while stopping start tasks of their own
+            tasks = asyncio.all_tasks(self.loop)
+            if not tasks:
+                break
+            for task in tasks:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
         self.loop.close()
 
     def url(self, path: str) -> str:
@@ -74,6 +77,8 @@ class HangingPeer:
                 self.hung += 1
                 await asyncio.Event().wait()  # never answers; cancelled by close()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        except asyncio.CancelledError:  # close(): end quietly
             pass
         finally:
             writer.close()
