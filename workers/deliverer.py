@@ -16,17 +16,14 @@ import queue
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from broker_hub import topology
-from broker_hub.errors import Unavailable
-from broker_hub.messages import DeliverBatch, DeliverOne, Message, Parked, as_record
+from broker_hub.messages import DeliverBatch, DeliverOne, Message
 from broker_hub.retry import (
     DELIVERED,
     GONE,
     Attempt,
-    backoff_delay,
     classify_delivery,
 )
 from broker_hub.services import Services
@@ -34,8 +31,9 @@ from broker_hub.storage import Notification, Subscription
 from workers.distribution import Distribution
 from workers.http_engine import HttpEngine
 from workers.inbound import Inbound
+from workers.redelivery import Job, Redelivery
 from workers.role import Consume, Role, RoleSpec
-from workers.slots import AddressSlots, Lanes, address_of
+from workers.slots import Lanes
 
 logger = logging.getLogger(__name__)
 
@@ -43,19 +41,7 @@ FLUSH_EVERY = 128  # outcomes handed to the consumer thread at once...
 FLUSH_SECONDS = 0.02  # ...or after this long, whichever comes first
 
 
-@dataclass(eq=False)
-class _Job:
-    """One broker message in flight: acked once all its deliveries are recorded."""
-
-    inbound: Inbound
-    remaining: int
-    notification: Notification | None = None
-    attempt: int = 1
-    unrecorded: bool = False  # a retry could not be published: requeue instead of ack
-    retry: tuple[int, int] | None = None  # a DeliverOne's (subscription, notification) ids
-
-
-class Deliverer(Role):
+class Deliverer(Role, Redelivery):
     """Consumes the deliver queue: DeliverBatch and DeliverOne (a retry) messages."""
 
     name = "deliverer"
@@ -79,22 +65,8 @@ class Deliverer(Role):
         self._latency_children: dict[str, Any] = {}
         # concurrency per batch message, so that `prefetch` batches fill the connection pool
         self._batch_workers = max(8, settings.delivery_concurrency // settings.prefetch)
-        # Isolation (issue 15): one address never holds more than these slots, in all or in a
-        # batch's workers, and slow retries (one message each, holding a prefetch slot for the
-        # whole attempt) never take more than half the prefetch, nor one address half of that: the
-        # rest wait in the delay queue, holding nothing.
-        self.slots = AddressSlots(
-            settings.delivery_slots_per_address, slow_after=min(1.0, settings.http_timeout / 4),
-            remember=settings.http_timeout,
-        )
-        self._per_batch = max(1, min(settings.delivery_slots_per_address, self._batch_workers // 2))
-        slow = min(1.0, settings.http_timeout / 4)
-        retry_cap = max(1, settings.prefetch // 2)
-        self._retry_slots = AddressSlots(retry_cap, slow_after=slow)  # one key: "all"
-        self._retry_address = AddressSlots(max(1, retry_cap // 2), slow_after=slow)
-        # in flight: (sub, notification) -> (address, token in all, token for the address)
-        self._retrying: dict[tuple[int, int], tuple[str, int, int]] = {}
-        self._defer = max(0.5, settings.http_timeout / 2)
+        # slots per address, retry shares, the delay for what waits (workers/redelivery.py)
+        self._init_redelivery(settings, self._batch_workers)
 
     def consumes(self) -> list[Consume]:
         return [
@@ -116,7 +88,7 @@ class Deliverer(Role):
             subs = self.storage.due_in_range(
                 msg.topic, msg.first_id, msg.last_id, msg.notification_id, self.clock()
             )
-            job = _Job(inbound, len(subs), self._notification(msg.notification_id))
+            job = Job(inbound, len(subs), self._notification(msg.notification_id))
         else:
             assert isinstance(msg, DeliverOne)
             sub = self.storage.subscription(msg.subscription_id)
@@ -133,7 +105,7 @@ class Deliverer(Role):
                 return
             else:
                 subs = [sub]
-            job = _Job(inbound, len(subs), self._notification(msg.notification_id), msg.attempt)
+            job = Job(inbound, len(subs), self._notification(msg.notification_id), msg.attempt)
             if subs:
                 job.retry = (subs[0].id, msg.notification_id)
         if job.notification is None and subs:
@@ -146,10 +118,7 @@ class Deliverer(Role):
         assert job.notification is not None
         self.jobs += 1
         if job.retry is not None:
-            key = address_of(subs[0])
-            self._retrying[job.retry] = (
-                key, self._retry_slots.try_acquire("all"), self._retry_address.try_acquire(key)
-            )
+            self._retry_started(job, subs[0])
         logger.debug(
             "notification %d: %d deliveries start %.1f ms after the ping",
             job.notification.id,
@@ -158,7 +127,7 @@ class Deliverer(Role):
         )
         self.engine.submit(self._deliver_task(job, subs, msg.pinged_at))
 
-    async def _deliver_task(self, job: _Job, subs: list[Subscription], pinged_at: float) -> None:
+    async def _deliver_task(self, job: Job, subs: list[Subscription], pinged_at: float) -> None:
         """Deliver to every subscription at once (the engine bounds concurrency); hand the
         outcomes to the consumer thread in chunks, so progress is recorded as it happens."""
         assert job.notification is not None
@@ -210,30 +179,6 @@ class Deliverer(Role):
         if results:
             flush()
 
-    def _spill(self, job: _Job, subs: list[Subscription], pinged_at: float) -> None:
-        """Deliveries a batch could not start (their address is saturated): each becomes a
-        DeliverOne in the delay queue, same attempt, so the batch message can be acked."""
-        assert job.notification is not None
-        for sub in subs:
-            try:
-                self.publisher.publish_delayed(
-                    DeliverOne(job.notification.id, sub.id, pinged_at, job.attempt, "deferred"),
-                    topology.DELIVER,
-                    self._defer,
-                )
-            except Unavailable:
-                job.unrecorded = True
-            self.metrics.deliveries.labels(sub.mirror, "deferred").inc()
-            job.remaining -= 1
-
-    def _retry_is_full(self, sub: Subscription, notification_id: int) -> bool:
-        """A retry must wait: it is in flight already, or slow retries (in all, or to its
-        address) hold their share of the prefetch, or its address holds all its slots."""
-        if (sub.id, notification_id) in self._retrying or self._retry_slots.full("all"):
-            return True
-        key = address_of(sub)
-        return self._retry_address.full(key) or self.slots.full(key)
-
     def _latency(self, mirror: str) -> Any:
         child = self._latency_children.get(mirror)
         if child is None:
@@ -242,7 +187,7 @@ class Deliverer(Role):
 
     def _record_delivery(
         self,
-        job: _Job,
+        job: Job,
         sub: Subscription,
         attempt: Attempt,
         pinged_at: float,
@@ -260,47 +205,12 @@ class Deliverer(Role):
         self.metrics.deliveries.labels(sub.mirror, outcome).inc()
         job.remaining -= 1
 
-    def _retry_delivery(
-        self, job: _Job, sub: Subscription, attempt: Attempt, pinged_at: float
-    ) -> str:
-        notification = job.notification
-        assert notification is not None
-        error = attempt.error or f"HTTP {attempt.status}"
-        try:
-            if job.attempt >= self.settings.delivery_max_attempts:
-                self.publisher.publish(
-                    Parked(
-                        reason=f"delivery failed: {error}",
-                        original=as_record(
-                            DeliverOne(notification.id, sub.id, pinged_at, job.attempt, error)
-                        ),
-                        parked_at=self.clock(),
-                        mirror=sub.mirror,
-                        topic=notification.topic,
-                        attempts=job.attempt,
-                    ),
-                    topology.PARKED,
-                )
-                self.metrics.parked.labels("delivery").inc()
-                return "parked"
-            delay = backoff_delay(job.attempt, self.settings.delivery_backoff_base)
-            if attempt.status in (429, 503) and attempt.retry_after is not None:
-                delay = max(delay, attempt.retry_after)
-            self.publisher.publish_delayed(
-                DeliverOne(notification.id, sub.id, pinged_at, job.attempt + 1, error),
-                topology.DELIVER,
-                delay,
-            )
-        except Unavailable:
-            job.unrecorded = True
-        return "refused" if attempt.forbidden else "failed"
-
     # -- the consumer thread's side ---------------------------------------------------------
 
     def tick(self, max_items: int = 20000) -> None:
         """Record finished work in one transaction, then ack what is complete."""
         delivered: list[tuple[int, int]] = []
-        finished: list[_Job] = []
+        finished: list[Job] = []
         for _ in range(max_items):
             try:
                 item = self._done.get_nowait()
@@ -316,10 +226,7 @@ class Deliverer(Role):
                 finished.append(job)
         self.storage.mark_delivered(delivered)
         for job in finished:
-            if job.retry is not None:
-                key, whole, mine = self._retrying.pop(job.retry)
-                self._retry_slots.release("all", whole)
-                self._retry_address.release(key, mine)
+            self._retry_ended(job)
             if job.unrecorded:
                 job.inbound.requeue()
             else:
