@@ -3,7 +3,9 @@
     .venv/bin/python -m bench.isolation_stalls [N ...]     (default: 0 100 500)
 
 For each N, a fresh embedded hub (``broker-hub run``: memory broker, SQLite; default settings
-except ``HUB_HTTP_TIMEOUT=2`` and loopback allowed) and two loopback parties: a hostile one on
+except ``HUB_HTTP_TIMEOUT=2``, ``HUB_DELIVERY_BACKOFF_BASE=0.5`` so that the hanging deliveries
+retry while we measure, ``HUB_DELIVERY_BATCH_SIZE=N+1`` so that the honest callback shares the
+hostile ones' batch, and loopback allowed) and two loopback parties: a hostile one on
 127.0.0.2 (N callbacks that verify, then never answer a POST; then N more that never answer
 at all) and an honest mirror on 127.0.0.1. Printed, in seconds from the ping (or subscribe)
 to the honest request's arrival:
@@ -68,6 +70,8 @@ def run(n: int, http_timeout: float, workdir: Path) -> dict[str, float]:
         "HUB_DATABASE_URL": f"sqlite:///{workdir / f'hub-{n}.sqlite3'}",
         "HUB_ALLOW_PRIVATE_ADDRESSES": "true",
         "HUB_HTTP_TIMEOUT": str(http_timeout),
+        "HUB_DELIVERY_BACKOFF_BASE": "0.5",
+        "HUB_DELIVERY_BATCH_SIZE": str(n + 1),
         "HUB_RATE_LIMIT_PER_MINUTE": "0",
         "HUB_VERIFY_RATE_PER_HOST": "0",
         "HUB_FETCH_RATE_PER_HOST": "0",
@@ -96,7 +100,7 @@ def run(n: int, http_timeout: float, workdir: Path) -> dict[str, float]:
         figures: dict[str, float] = {}
         post(mode="publish", url=shared)
         figures["same batch"] = _wait(lambda: arrived("POST", "/same"), 600, "the delivery")
-        time.sleep(http_timeout)  # the hanging deliveries time out and retry
+        time.sleep(http_timeout + 1)  # the hanging deliveries time out and retry
         post(mode="publish", url=other)
         figures["unrelated"] = _wait(lambda: arrived("POST", "/other"), 600, "the delivery")
         for i in range(n):
