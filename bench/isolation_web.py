@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.isolation_web [--seconds 5] [--clients 8]
 
-Starts ``broker-hub web`` (one Granian worker, memory broker, SQLite) and sends publish pings
+Starts ``broker-hub web`` (one Granian worker, RabbitMQ, SQLite) and sends publish pings
 of a topic nobody subscribes (204; the cheapest hub POST) from ``--clients`` keep-alive
 clients for ``--seconds``; prints requests/s and the web process's CPU seconds per 1,000
 requests. Run it on two commits to compare the WSGI and the RSGI front.
@@ -37,6 +37,8 @@ def main(argv: list[str]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bh-web-"))
     env = {
         "HUB_BIND": f"127.0.0.1:{free_port()}",
+        "HUB_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+        "HUB_NAMESPACE": f"bench_web_{os.getpid()}",
         "HUB_DATABASE_URL": f"sqlite:///{tmp / 'hub.sqlite3'}",
         "HUB_RATE_LIMIT_PER_MINUTE": "0",
         "HUB_WEB_WORKERS": "1",
