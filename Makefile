@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit rabbitmq lint bench bench-isolation clean
+.PHONY: help venv run test test-unit rabbitmq tools mirror-tools lint bench bench-isolation clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,7 +27,7 @@ run: venv ## run web + fetcher + deliverer in one process (memory broker, SQLite
 	@echo "make run: HUB_ALLOW_PRIVATE_ADDRESSES=true (loopback/private topics and callbacks allowed, for trying the hub on one machine)"
 	HUB_ALLOW_PRIVATE_ADDRESSES=true $(BIN)/broker-hub run
 
-test: venv rabbitmq lint ## lint, the fast in-process layer, then the rest (needs RabbitMQ and PostgreSQL)
+test: venv rabbitmq tools mirror-tools lint ## lint, the fast in-process layer, then the rest (needs RabbitMQ and PostgreSQL)
 	$(BIN)/pytest -q tests/unit tests/inproc
 	$(BIN)/pytest -q --ignore=tests/unit --ignore=tests/inproc
 
@@ -37,13 +37,20 @@ test-unit: venv ## only the fast layer: pure logic and in-process tests (no Rabb
 rabbitmq: ## make sure RabbitMQ answers on 127.0.0.1:5672 (installs/starts it if needed; also pokes PostgreSQL)
 	bash scripts/ensure-rabbitmq.sh
 
+tools: ## install what tests/ops needs if missing: promtool + prometheus, chromium (Debian packages)
+	bash scripts/ensure-tools.sh
+
+mirror-tools: ## devpi-server, proxpi, bandersnatch in .tools-venv/ (for tests/mirror and the bench)
+	bash scripts/install-mirror-tools.sh
+
 lint: venv ## ruff, mypy, and the import contracts (web and workers never import each other)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: venv ## run the benchmarks (python -m bench, then the isolation scenarios)
+bench: venv mirror-tools ## run the benchmarks (python -m bench, bench.mirror, the isolation scenarios)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.mirror
 	$(BIN)/python -m bench.isolation_diff
 	$(BIN)/python -m bench.isolation_stalls
 

@@ -61,6 +61,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help="largest size run against flask-websub")
     p.add_argument("--hub-env", action="append", default=[], metavar="HUB_X=V",
                    help="extra broker-hub environment (tunables), repeatable")
+    p.add_argument("--client", choices=["builtin", "aiohttp"], default="builtin",
+                   help="broker-hub's outbound HTTP client (HUB_HTTP_CLIENT): deliveries and "
+                        "verifications through workers/http11.py or aiohttp's ClientSession")
     p.add_argument("--keep-workdir", action="store_true", help="keep logs and databases")
     args = p.parse_args(argv)
     if args.quick:
@@ -74,7 +77,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def _hub_tunables(args: argparse.Namespace) -> dict[str, str]:
     # All subscribers share one host:port here, so per-host concurrency is raised to the global
     # concurrency (the default 64 per host would model 1 mirror, not N).
-    env = {"HUB_DELIVERY_CONCURRENCY": "512", "HUB_DELIVERY_PER_HOST": "512"}
+    env = {"HUB_DELIVERY_CONCURRENCY": "512", "HUB_DELIVERY_PER_HOST": "512",
+           "HUB_HTTP_CLIENT": args.client}
     for item in args.hub_env:
         key, _, value = item.partition("=")
         env[key.strip()] = value

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SIGNATURE_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
+HTTP_CLIENTS = ("builtin", "aiohttp")  # the outbound HTTP client (workers/http_engine.py)
 
 
 class ConfigError(ValueError):
@@ -49,6 +50,27 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _queue_type(value: str) -> str:
+    value = value.strip().lower()
+    if value not in ("classic", "quorum"):
+        raise ValueError("must be classic or quorum")
+    return value
+
+
+def _http_client(value: str) -> str:
+    value = value.strip().lower()
+    if value not in HTTP_CLIENTS:
+        raise ValueError(f"must be one of {', '.join(HTTP_CLIENTS)}")
+    return value
+
+
+def _index_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http(s) URL such as https://pypi.org, or empty (off)")
+    return value
+
+
 def _bind(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit():
@@ -75,11 +97,14 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_VERIFY_BACKOFF_BASE": ("verify_backoff_base", _positive_float),
     "HUB_RETRY_AFTER_CAP": ("retry_after_cap", _positive_float),
     "HUB_HTTP_TIMEOUT": ("http_timeout", _positive_float),
+    "HUB_HTTP_CLIENT": ("http_client", _http_client),
     "HUB_SIGNATURE_ALGORITHM": ("signature_algorithm", _algorithm),
     "HUB_METRICS_PORT": ("metrics_port", int),
     "HUB_FETCH_MAX_BYTES": ("fetch_max_bytes", _positive_int),
     "HUB_FETCH_MAX_REDIRECTS": ("fetch_max_redirects", int),
     "HUB_FEED_MAX_ENTRIES": ("feed_max_entries", int),
+    "HUB_FETCH_CONCURRENCY": ("fetch_concurrency", _positive_int),
+    "HUB_FETCH_PER_HOST": ("fetch_per_host", _positive_int),
     "HUB_MAX_REQUEST_BYTES": ("max_request_bytes", _positive_int),
     "HUB_MAX_URL_LENGTH": ("max_url_length", _positive_int),
     "HUB_DELIVERY_CONCURRENCY": ("delivery_concurrency", _positive_int),
@@ -89,6 +114,7 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_DELIVERY_BATCH_SIZE": ("delivery_batch_size", _positive_int),
     "HUB_PREFETCH": ("prefetch", _positive_int),
     "HUB_VERIFY_PREFETCH": ("verify_prefetch", _positive_int),
+    "HUB_FETCH_PREFETCH": ("fetch_prefetch", _positive_int),
     "HUB_NOTIFICATION_RETENTION": ("notification_retention", _positive_float),
     "HUB_WEB_WORKERS": ("web_workers", _positive_int),
     "HUB_WEB_THREADS": ("web_threads", _positive_int),
@@ -100,7 +126,17 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_VERIFY_RATE_PER_HOST": ("verify_rate_per_host", int),
     "HUB_FETCH_RATE_PER_HOST": ("fetch_rate_per_host", int),
     "HUB_TRUSTED_PROXIES": ("trusted_proxies", int),
+    "HUB_PYPI_URL": ("pypi_url", _index_url),
+    "HUB_PYPI_POLL_INTERVAL": ("pypi_poll_interval", _positive_float),
+    "HUB_PYPI_USER_AGENT": ("pypi_user_agent", str),
+    "HUB_PYPI_TIMEOUT": ("pypi_timeout", _positive_float),
+    "HUB_PYPI_FALLBACK_AFTER": ("pypi_fallback_after", _positive_float),
+    "HUB_PYPI_RETENTION": ("pypi_retention", _positive_float),
+    "HUB_PYPI_START_SERIAL": ("pypi_start_serial", int),
     "HUB_NAMESPACE": ("namespace", str),
+    "HUB_QUEUE_TYPE": ("queue_type", _queue_type),
+    "HUB_QUEUE_DELIVERY_LIMIT": ("queue_delivery_limit", _positive_int),
+    "HUB_MIRROR_LABELS_MAX": ("mirror_labels_max", _positive_int),
     "HUB_LOG_LEVEL": ("log_level", str),
 }
 
@@ -126,12 +162,15 @@ class Settings:
     verify_max_attempts: int = 0
     verify_backoff_base: float = 0.0
     retry_after_cap: float = 3600.0
-    http_timeout: float = 10.0
+    http_timeout: float = 10.0  # one total deadline per request: connect, head and body
+    http_client: str = "builtin"  # or "aiohttp" (the benchmark's comparison)
     signature_algorithm: str = "sha256"
     metrics_port: int = 0  # 0: the worker picks its documented default
     fetch_max_bytes: int = 10 * 1024 * 1024
     fetch_max_redirects: int = 5
     feed_max_entries: int = 10_000  # a feed with more entries is refused; 0: unlimited
+    fetch_concurrency: int = 64  # topic fetches in flight in all (HttpEngine.fetch)
+    fetch_per_host: int = 8  # topic fetches in flight per topic host
     max_request_bytes: int = 64 * 1024
     max_url_length: int = 2048
     delivery_concurrency: int = 512
@@ -141,6 +180,7 @@ class Settings:
     delivery_batch_size: int = 500
     prefetch: int = 8
     verify_prefetch: int = 256
+    fetch_prefetch: int = 64  # fetch messages taken at once: the fetches that may run together
     notification_retention: float = 7 * 86400.0
     web_workers: int = 2
     web_threads: int = 8
@@ -152,7 +192,17 @@ class Settings:
     verify_rate_per_host: int = 600  # verification/denial GETs per callback host per minute
     fetch_rate_per_host: int = 600  # topic fetches per topic host per minute; 0: unlimited
     trusted_proxies: int = 0  # reverse proxies whose X-Forwarded-For names the client; 0: none
+    pypi_url: str = ""  # the index whose journal the poller watches (https://pypi.org); "": off
+    pypi_poll_interval: float = 5.0
+    pypi_user_agent: str = "broker-hub PyPI bridge (set HUB_PYPI_USER_AGENT to your contact)"
+    pypi_timeout: float = 60.0  # one XML-RPC call, connect to last byte (a page is <= 50,000)
+    pypi_fallback_after: float = 120.0  # journal failing this long: RSS updates.xml, degraded
+    pypi_retention: float = 7 * 86400.0  # journal entries kept for catch-up
+    pypi_start_serial: int = -1  # the first poll starts here; < 0: at the index's newest serial
     namespace: str = "broker_hub"  # prefix of every exchange and queue name
+    queue_type: str = "classic"  # work queues: classic, or quorum (replicated)
+    queue_delivery_limit: int = 20  # quorum: redeliveries before a message is dead-lettered
+    mirror_labels_max: int = 50  # mirrors with their own `mirror` label; the rest: other
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -183,6 +233,10 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def pypi_enabled(self) -> bool:
+        return bool(self.pypi_url)
 
     @property
     def host(self) -> str:

@@ -8,6 +8,7 @@ from urllib.parse import unquote_to_bytes
 from broker_hub import netguard
 from broker_hub.config import Settings
 from broker_hub.errors import BadRequest, Forbidden
+from broker_hub.pypi.topics import PYPI_PREFIX, parse_topic
 from broker_hub.urls import validate_url
 
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -87,8 +88,27 @@ def _single(pairs: list[tuple[str, str]]) -> dict[str, str]:
     return values
 
 
+def is_hub_topic(topic: str, settings: Settings, name: str = "hub.topic") -> bool:
+    """True for a topic this hub publishes itself (the PyPI bridge's); such a topic is never
+    fetched, so the allowlist and the address policy do not apply to it. A URL under the
+    bridge's prefix that is not one of its topics is a 400 saying what is."""
+    base = settings.public_url if settings.public_url.endswith("/") else settings.public_url + "/"
+    if not topic.startswith(base + PYPI_PREFIX):
+        return False
+    if not settings.pypi_enabled:
+        raise BadRequest(f"{name} is a PyPI topic of this hub, but its PyPI bridge is off")
+    if parse_topic(settings.public_url, topic) is None:
+        raise BadRequest(
+            f"{name} is not a PyPI topic of this hub: use {base}pypi/changes or "
+            f"{base}pypi/project/<normalized name> (PEP 503: lower case, runs of -_. as -)"
+        )
+    return True
+
+
 def check_topic_policy(topic: str, settings: Settings, name: str = "hub.topic") -> None:
     """Refuse (403) a topic outside the allowlist or on a forbidden address."""
+    if is_hub_topic(topic, settings, name):
+        return
     if settings.topic_allowlist and not topic.startswith(settings.topic_allowlist):
         raise Forbidden(f"{name} is not served by this hub (not in HUB_TOPIC_ALLOWLIST)")
     _check_address(name, topic, settings)
@@ -145,9 +165,11 @@ def _publish(pairs: list[tuple[str, str]], settings: Settings) -> PublishRequest
         if name in ("hub.url", "hub.url[]", "hub.topic", "hub.topic[]"):
             label = name.rstrip("[]")
             topic = validate_url(label, value, max_length=settings.max_url_length)
+            if is_hub_topic(topic, settings, label):
+                continue  # the poller publishes the hub's own topics: a ping changes nothing
             check_topic_policy(topic, settings, label)
             if topic not in topics:
                 topics.append(topic)
-    if not topics:
+    if not topics and not any(n.rstrip("[]") in ("hub.url", "hub.topic") for n, _ in pairs):
         raise BadRequest("hub.url (or hub.topic) is missing")
     return PublishRequest(tuple(topics))

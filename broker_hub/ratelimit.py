@@ -178,7 +178,7 @@ class AddressCache:
         self.ttl, self.timeout, self.max_names, self.clock = ttl, timeout, max_names, clock
         self._resolve = resolve or _getaddrinfo
         self._names: dict[str, tuple[float, str]] = {}
-        self._pending: dict[str, concurrent.futures.Future[list[str]]] = {}
+        self._pending: dict[str, concurrent.futures.Future[str]] = {}
         self._lock = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="resolve")
 

@@ -28,7 +28,8 @@ def make_handler(secret: str | None) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             print(f"delivery to {self.path}:", flush=True)
-            for name in ("Content-Type", "Link", "X-Hub-Signature", "X-Hub-Delivery-Id"):
+            for name in ("Content-Type", "Link", "X-Hub-Signature", "X-Hub-Delivery-Id",
+                         "X-Hub-Sequence"):
                 if self.headers.get(name):
                     print(f"  {name}: {self.headers[name]}", flush=True)
             if secret is not None:

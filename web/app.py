@@ -11,9 +11,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broker_hub.config import Settings
+from broker_hub.metrics import Metrics
 from broker_hub.ratelimit import RateLimiter
 from broker_hub.services import Services
-from web import hub, pages
+from web import catchup, hub, pages, pypi_topics
 from web.state import EXTENSION, WebState
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     front (``broker-hub web``) or by the embedded mode."""
     if services is None:
         settings = settings or Settings.from_env(os.environ)
-        services = Services.from_settings(settings, create_schema=False)
+        services = Services.from_settings(
+            settings, metrics=Metrics(process="web"), create_schema=False
+        )
     settings = services.settings
     app = Flask(__name__)
     # one byte over: web/hub.py tells a body over the limit from one at it, and refuses it
@@ -56,6 +59,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.extensions[EXTENSION] = WebState(services, RateLimiter(settings.rate_limit_per_minute))
     app.register_blueprint(hub.blueprint)
     app.register_blueprint(pages.blueprint)
+    app.register_blueprint(pypi_topics.blueprint)
+    app.register_blueprint(catchup.blueprint)
 
     @app.errorhandler(HTTPException)
     def plain_http_error(exc: HTTPException) -> Response:

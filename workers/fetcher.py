@@ -1,26 +1,32 @@
-"""The fetcher role: on a ping, fetch the topic, find what is new, store it once, fan it out."""
+"""The fetcher role: on a ping, fetch the topic, find what is new, store it once, fan it out.
+
+Fetches run concurrently on the process's event loop (``HttpEngine.fetch``: conditional GET,
+bounded redirects each checked against the SSRF policy, a body cap, one total deadline, at
+most ``HUB_FETCH_PER_HOST`` per host and ``HUB_FETCH_CONCURRENCY`` in all), so a slow topic
+server holds one slot of its own host, never the only fetch slot. The consumer thread decides
+what to fetch (coalescing, pacing, the fetch lease) and records the outcomes in ``tick``.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
+import concurrent.futures
 import logging
+import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-import requests
-import urllib3
-
-from broker_hub import feeds, netguard, topology
+from broker_hub import topology
 from broker_hub.errors import PermanentError, TransientError
-from broker_hub.messages import DeliverBatch, FetchTopic, to_body
+from broker_hub.messages import FetchTopic, to_body
 from broker_hub.ratelimit import Pacer, host_key
 from broker_hub.services import Services
-from broker_hub.storage import Notification, TopicState
+from broker_hub.storage import FetchClaim, TopicState
 from broker_hub.urls import host_label
+from workers.fetch_record import Fetched, FetchPlan, covered_only, plan_fetch, record_fetches
+from workers.http_engine import FetchError, HttpEngine
 from workers.inbound import Inbound
+from workers.policy import settle_failure
 from workers.role import Consume, RetryPolicy, Role, RoleSpec
 
 logger = logging.getLogger(__name__)
@@ -29,12 +35,13 @@ BUSY_RECHECK_SECONDS = 0.25  # a fetch of a topic another fetcher is fetching wa
 
 
 @dataclass(frozen=True)
-class Fetched:
-    status: int
-    body: bytes
-    content_type: str
-    etag: str | None
-    last_modified: str | None
+class _Started:
+    """A fetch under way: the topic's lease and the state it started from."""
+
+    msg: FetchTopic
+    lease: FetchClaim
+    state: TopicState | None
+    started: float
 
 
 class Fetcher(Role):
@@ -43,39 +50,103 @@ class Fetcher(Role):
     name = "fetcher"
 
     def __init__(
-        self,
-        services: Services,
-        *,
-        http: requests.Session | None = None,
-        clock: Callable[[], float] | None = None,
+        self, services: Services, *, engine: HttpEngine, clock: Callable[[], float] | None = None
     ):
+        self.services = services
         self.settings = settings = services.settings
         self.storage = services.storage
-        self.publisher = services.publisher
         self.metrics = services.metrics
-        self.http = http or netguard.guarded_session(allow_private=settings.allow_private_addresses)
-        self.http.max_redirects = settings.fetch_max_redirects
+        self.engine = engine
         self.pacer = Pacer(settings.fetch_rate_per_host)
-        # a fetch lasts at most: connect and head (http_timeout), body (3 x http_timeout)
+        # the lease outlives the fetch's one deadline (HUB_HTTP_TIMEOUT) with a margin
         self.fetch_lease = settings.http_timeout * 4 + 5
         self.clock = clock or services.clock
+        self.retry = RetryPolicy(settings.fetch_max_attempts, settings.fetch_backoff_base)
+        self.pending = 0
+        self._done: queue.SimpleQueue[tuple[_Started, Inbound, concurrent.futures.Future]] = (
+            queue.SimpleQueue()
+        )
 
     def consumes(self) -> list[Consume]:
-        retry = RetryPolicy(self.settings.fetch_max_attempts, self.settings.fetch_backoff_base)
         return [
-            Consume(topology.FETCH, self.settings.prefetch, self.on_fetch, (FetchTopic,), retry)
-        ]
+            Consume(
+                topology.FETCH, self.settings.fetch_prefetch, self.on_fetch, (FetchTopic,),
+                self.retry,
+            )
+        ]  # fmt: skip
+
+    def in_flight(self) -> int:
+        return self.pending
+
+    # -- the consumer thread ------------------------------------------------------------------
 
     def on_fetch(self, msg: FetchTopic, inbound: Inbound) -> None:
-        """Fetch (or defer) and ack; a TransientError goes back to the worker, which retries."""
-        later = self.handle(msg, redelivered=inbound.redelivered)
-        if later is None:
+        """Start the fetch on the event loop (or defer, or ack a covered ping)."""
+        started = self._begin(msg, redelivered=inbound.redelivered)
+        if started is None:
             inbound.ack()
+        elif isinstance(started, float):
+            inbound.later(msg, started)
         else:
-            inbound.later(msg, later)
+            self.pending += 1
+            future = self.engine.submit(self._get(msg.topic, started.state))
+            future.add_done_callback(lambda f: self._done.put((started, inbound, f)))
+
+    def tick(self) -> None:
+        """Record the fetches that finished since the last tick, together (three transactions
+        and one broker confirm for all of them), then ack each; a failed one is settled by the
+        one failure policy."""
+        finished: list[tuple[_Started, Inbound, concurrent.futures.Future]] = []
+        while True:
+            try:
+                finished.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        if not finished:
+            return
+        plans, done = [], []
+        for started, inbound, future in finished:
+            try:
+                plans.append(self._plan(started, future))
+                done.append((started, inbound))
+            except Exception as exc:  # noqa: BLE001 - the one policy settles it
+                self._release(started.msg.topic, started.lease)
+                self._failed(started, inbound, exc)
+        try:
+            record_fetches(self.services, plans)
+        except Exception as exc:  # noqa: BLE001 - broker or database gone: all go back
+            for started, inbound in done:
+                self._failed(started, inbound, exc)
+            return
+        finally:
+            self.pending -= len(finished)
+        for plan, (_, inbound) in zip(plans, done, strict=True):
+            self.metrics.fetches.labels(plan.outcome).inc()
+            inbound.ack()
+
+    def _failed(self, started: _Started, inbound: Inbound, exc: Exception) -> None:
+        if isinstance(exc, TransientError):
+            self.metrics.fetches.labels("failed").inc()
+        settle_failure(
+            inbound, started.msg, exc, role=self.name, retry=self.retry, metrics=self.metrics
+        )
 
     def handle(self, msg: FetchTopic, *, redelivered: bool = False) -> float | None:
-        """Fetch unless covered. None when done; else the seconds after which to come back."""
+        """The whole fetch, waiting for it (for direct calls: tests, tools). None when done;
+        else the seconds after which to come back. Raises Transient/PermanentError."""
+        started = self._begin(msg, redelivered=redelivered)
+        if started is None or isinstance(started, float):
+            return started
+        try:
+            plan = self._plan(started, self.engine.submit(self._get(msg.topic, started.state)))
+        except BaseException:
+            self._release(msg.topic, started.lease)
+            raise
+        record_fetches(self.services, [plan])
+        self.metrics.fetches.labels(plan.outcome).inc()
+        return None
+
+    def _begin(self, msg: FetchTopic, *, redelivered: bool) -> _Started | float | None:
         if self._covered(msg, self.storage.topic_state(msg.topic)):
             return None
         if not self.storage.has_subscribers(msg.topic, self.clock()):
@@ -96,18 +167,32 @@ class Fetcher(Role):
         if lease.busy:
             self.metrics.fetches.labels("deferred").inc()
             return BUSY_RECHECK_SECONDS
+        # read under the lease: the state the last fetch left, which may cover this ping
+        state = self.storage.topic_state(msg.topic)
+        if self._covered(msg, state):
+            self._release(msg.topic, lease)
+            return None
+        return _Started(msg, lease, state, time.perf_counter())
+
+    def _plan(self, started: _Started, future: concurrent.futures.Future) -> FetchPlan:
+        """The finished fetch's plan; a PermanentError is a refusal (pings covered, content
+        state kept); a TransientError goes to the caller (retried)."""
+        msg, claim = started.msg, started.lease.seq or started.msg.seq
         try:
-            # read under the lease: the state the last fetch left, which may cover this ping
-            state = self.storage.topic_state(msg.topic)
-            if not self._covered(msg, state):
-                self._fetch(msg, lease.seq or msg.seq, state)
-        except TransientError:
-            self.metrics.fetches.labels("failed").inc()
-            raise
+            fetched = future.result()
+        except PermanentError as exc:
+            logger.warning("fetch of %s refused: %s", host_label(msg.topic), exc)
+            return covered_only(msg.topic, claim, started.lease.until, "refused")
         finally:
-            if lease.until:
-                self.storage.release_fetch(msg.topic, lease.until)
-        return None
+            self.metrics.fetch_duration.observe(time.perf_counter() - started.started)
+        return plan_fetch(
+            msg, claim, started.lease.until, started.state, fetched,
+            max_entries=self.settings.feed_max_entries,
+        )  # fmt: skip
+
+    def _release(self, topic: str, lease: FetchClaim) -> None:
+        if lease.until:
+            self.storage.release_fetch(topic, lease.until)
 
     def _covered(self, msg: FetchTopic, state: TopicState | None) -> bool:
         """True when a fetch that started after this ping has been recorded already."""
@@ -116,155 +201,37 @@ class Fetcher(Role):
             return True
         return False
 
-    def _fetch(self, msg: FetchTopic, claim: int, state: TopicState | None) -> None:
-        """Fetch, diff against ``state``, record the outcome (under the fetch lease)."""
-        started = time.perf_counter()
-        try:
-            fetched = self._get(msg.topic, state)
-        except PermanentError as exc:
-            logger.warning("fetch of %s refused: %s", host_label(msg.topic), exc)
-            self.metrics.fetches.labels("refused").inc()
-            self.storage.mark_fetched(msg.topic, claim)
-            return
-        finally:
-            self.metrics.fetch_duration.observe(time.perf_counter() - started)
-        if fetched.status == 304:
-            self.metrics.fetches.labels("not_modified").inc()
-            self.storage.mark_fetched(msg.topic, claim)
-            return
-        self._distribute(msg, claim, state, fetched)
+    # -- the event loop -----------------------------------------------------------------------
 
-    def _get(self, topic: str, state: TopicState | None) -> Fetched:
-        headers = {"User-Agent": "broker-hub (WebSub hub)"}
+    async def _get(self, topic: str, state: TopicState | None) -> Fetched:
+        """Conditional GET; a non-200 answer becomes Transient (5xx, 429) or PermanentError."""
+        headers = {}
         if state is not None and state.etag:
             headers["If-None-Match"] = state.etag
         if state is not None and state.last_modified:
             headers["If-Modified-Since"] = state.last_modified
         try:
-            with self.http.get(
-                topic, headers=headers, stream=True, timeout=self.settings.http_timeout
-            ) as response:
-                if response.status_code == 304:
-                    return Fetched(304, b"", "", None, None)
-                if response.status_code != 200:
-                    error = f"HTTP {response.status_code}"
-                    if response.status_code >= 500 or response.status_code == 429:
-                        raise TransientError(error)
-                    raise PermanentError(error)
-                body = self._read_capped(response)
-                return Fetched(
-                    200,
-                    body,
-                    response.headers.get("Content-Type", "application/octet-stream"),
-                    response.headers.get("ETag"),
-                    response.headers.get("Last-Modified"),
-                )
-        except netguard.ForbiddenAddress as exc:
-            raise PermanentError(f"forbidden address: {exc}") from None
-        except requests.TooManyRedirects:
-            raise PermanentError("too many redirects") from None
-        except requests.RequestException as exc:
-            if isinstance(exc.__context__, netguard.ForbiddenAddress) or "ForbiddenAddress" in str(
-                exc
-            ):
-                raise PermanentError("forbidden address") from None
-            raise TransientError(exc.__class__.__name__) from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:  # from raw.read1 in _read_capped
-            raise TransientError(exc.__class__.__name__) from None
-
-    def _read_capped(self, response: requests.Response) -> bytes:
-        cap = self.settings.fetch_max_bytes
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > cap:
-            raise PermanentError(f"body larger than {cap} bytes")
-        chunks, size = [], 0
-        deadline = time.monotonic() + self.settings.http_timeout * 3
-        # read1 returns what has arrived: a server dripping bytes cannot hold the fetch past
-        # the deadline (iter_content blocks until a whole chunk is in).
-        while chunk := response.raw.read1(65536, decode_content=True):
-            size += len(chunk)
-            if size > cap:
-                raise PermanentError(f"body larger than {cap} bytes")
-            if time.monotonic() > deadline:
-                raise TransientError("body took too long")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def _distribute(
-        self, msg: FetchTopic, claim: int, state: TopicState | None, fetched: Fetched
-    ) -> None:
-        now = self.clock()
-        digest = hashlib.sha256(fetched.body).hexdigest()
-        save: dict[str, Any] = dict(
-            fetched_seq=claim,
-            etag=fetched.etag,
-            last_modified=fetched.last_modified,
-            content_hash=digest,
-            content_type=fetched.content_type,
-            now=now,
+            r = await self.engine.fetch(topic, headers=headers)
+        except FetchError as exc:
+            raise (PermanentError if exc.permanent else TransientError)(exc.reason) from None
+        if r.status == 304:
+            return Fetched(304, b"", "", None, None)
+        if r.status != 200:
+            error = f"HTTP {r.status}"
+            raise (TransientError if r.status >= 500 or r.status == 429 else PermanentError)(error)
+        return Fetched(
+            200,
+            r.body,
+            r.headers.get("content-type", "application/octet-stream"),
+            r.headers.get("etag"),
+            r.headers.get("last-modified"),
         )
-        previous_entries = json.loads(state.entries) if state and state.entries else None
-        if state is not None and state.content_hash == digest:
-            self.metrics.fetches.labels("unchanged").inc()
-            self.storage.save_fetch(msg.topic, entries=state.entries, **save)
-            return
-        try:
-            diff = feeds.diff_feed(
-                fetched.body,
-                fetched.content_type,
-                previous_entries,
-                max_entries=self.settings.feed_max_entries,
-            )
-        except feeds.HostileXML as exc:
-            logger.warning("refusing hostile XML from %s: %s", host_label(msg.topic), exc)
-            self.metrics.fetches.labels("refused").inc()
-            self.storage.mark_fetched(msg.topic, claim)
-            return
-        entries = json.dumps(diff.entries) if diff is not None else None
-        if diff is not None and not diff.changed:
-            self.metrics.fetches.labels("unchanged").inc()
-            self.storage.save_fetch(msg.topic, entries=entries, **save)
-            return
-        body = diff.body if diff is not None else fetched.body
-        notification = self.storage.add_notification(
-            msg.topic, fetched.content_type, body, msg.pinged_at, now
-        )
-        assert notification is not None  # no dedupe key: always stored
-        fan_out(self.storage, self.publisher, notification, now, self.settings.delivery_batch_size)
-        # Only now, with every batch confirmed by the broker, is the new state recorded.
-        self.storage.save_fetch(msg.topic, entries=entries, **save)
-        self.metrics.fetches.labels("changed").inc()
-        logger.debug(
-            "notification %d: %d bytes, every batch queued %.1f ms after the ping",
-            notification.id,
-            len(body),
-            (self.clock() - msg.pinged_at) * 1000,
-        )
-
-
-
-def fan_out(
-    storage: Any, publisher: Any, notification: Notification, now: float, batch_size: int
-) -> int:
-    """Queue a notification's delivery to every active subscription of its topic: one broker
-    message per batch of ``batch_size`` subscriptions (never one per delivery), sent page by
-    page so the first batch leaves before the last range is known. Returns the batches."""
-    batches = 0
-    for first_id, last_id in storage.id_ranges(notification.topic, now, batch_size):
-        publisher.publish(
-            DeliverBatch(
-                notification.id, notification.topic, first_id, last_id, notification.pinged_at
-            ),
-            topology.DELIVER,
-        )
-        batches += 1
-    return batches
 
 
 SPEC = RoleSpec(
     name="fetcher",
     help="the fetcher: fetch pinged topics, diff, fan out (runs the janitor too)",
-    build=lambda context: Fetcher(context.services),
+    build=lambda context: Fetcher(context.services, engine=context.engine()),
     metrics_port=9101,
     with_roles=("janitor",),
 )

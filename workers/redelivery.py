@@ -41,6 +41,7 @@ class Redelivery:
 
     settings: Settings
     publisher: Any
+    pacing: Any  # workers.pacing.Pacing: bounded mirror labels
     metrics: Metrics
     clock: Callable[[], float]
     _retrying: dict[tuple[int, int], tuple[str, int, int]]
@@ -84,7 +85,7 @@ class Redelivery:
                 )
             except Unavailable:
                 job.unrecorded = True
-            self.metrics.deliveries.labels(sub.mirror, "deferred").inc()
+            self.metrics.deliveries.labels(self.pacing.label(sub.mirror), "deferred").inc()
             job.remaining -= 1
 
     def _retry_is_full(self, sub: Subscription, notification_id: int) -> bool:

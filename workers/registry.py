@@ -7,7 +7,7 @@ line in :data:`ROLES`.
 from __future__ import annotations
 
 from broker_hub.config import Settings
-from workers import deliverer, fetcher, janitor, verifier
+from workers import deliverer, fetcher, janitor, poller, verifier
 from workers.context import WorkerContext
 from workers.role import RoleSpec
 from workers.worker import Worker
@@ -19,6 +19,7 @@ ROLES: dict[str, RoleSpec] = {
         janitor.SPEC,
         deliverer.SPEC,
         verifier.SPEC,
+        poller.SPEC,
     )
 }
 

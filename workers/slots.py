@@ -44,7 +44,8 @@ class AddressSlots:
         self._recent: dict[str, deque[float]] = {}  # key -> when its slow units ended
         self._lock = threading.Lock()
         self._tokens = itertools.count(1)
-        self._freed: asyncio.Event | None = None  # created on the loop that waits
+        self._freed: asyncio.Event | None = None  # created on the loop that waits...
+        self._loop: asyncio.AbstractEventLoop | None = None  # ...which is this one
 
     def full(self, key: str) -> bool:
         """True when ``key`` has ``per_address`` slow units in flight."""
@@ -86,13 +87,14 @@ class AddressSlots:
                 now = self.clock()
                 if began is not None and self.remember > 0 and now - began > self.slow_after:
                     self._recent.setdefault(key, deque()).append(now)
-        freed = self._freed
-        if freed is not None:
-            freed.get_loop().call_soon_threadsafe(freed.set)
+        freed, loop = self._freed, self._loop
+        if freed is not None and loop is not None:
+            loop.call_soon_threadsafe(freed.set)
 
     async def wait_for_release(self, timeout: float) -> None:
         """Wait (on the event loop) until some slot is released, or ``timeout``."""
         if self._freed is None:
+            self._loop = asyncio.get_running_loop()
             self._freed = asyncio.Event()
         self._freed.clear()
         try:

@@ -5,16 +5,9 @@ stop flag checked every tick) and dramatiq's worker (per-message exception handl
 that raises never takes the consume loop down, and a message that keeps failing is parked
 with its reason instead of being redelivered forever).
 
-Policy by error type, in one place (:meth:`Worker._dispatch`):
-
-| the handler raises   | the message is                                                     |
-|----------------------|--------------------------------------------------------------------|
-| nothing              | settled by the role (now, or later from its ``tick``)              |
-| ``TransientError``   | retried with backoff per the queue's RetryPolicy, parked when used up |
-| ``PermanentError``   | parked with the reason                                             |
-| ``Unavailable``      | requeued (broker or database gone), after a short pause            |
-| a connection error   | left unacked; the worker reconnects (the broker redelivers)        |
-| anything else        | a handler error: retried ``POISON_LIMIT - 1`` times, then parked    |
+What becomes of a message whose handler raised is :mod:`workers.policy` (retry with backoff,
+park, requeue, or a handler error retried twice and then parked); only connection and channel
+errors leave the message unacked and make the worker reconnect (the broker redelivers).
 """
 
 from __future__ import annotations
@@ -28,17 +21,17 @@ from kombu import Connection, Consumer
 from kombu.message import Message as KombuMessage
 
 from broker_hub import topology
-from broker_hub.errors import PermanentError, TransientError, Unavailable
+from broker_hub.errors import Unavailable
 from broker_hub.messages import MessageError, from_body
 from broker_hub.messaging import Messaging
 from broker_hub.metrics import Metrics
-from workers.inbound import FAILURES_HEADER, Inbound
+from workers.inbound import Inbound
+from workers.policy import settle_failure
 from workers.role import Consume, Periodic, Role
 
 logger = logging.getLogger(__name__)
 
 DRAIN_BATCH = 256  # messages read back to back before the next tick
-POISON_LIMIT = 3  # handler errors before a message is parked
 UNAVAILABLE_PAUSE = 0.5  # seconds the consumer waits after requeueing for a missing database
 
 
@@ -133,7 +126,10 @@ class Worker:
     def _consumer(self, conn: Connection, role: Role, consume: Consume) -> Consumer:
         channel = conn.channel()
         channel.basic_qos(0, consume.prefetch, False)
-        queue = topology.queue(self.messaging.namespace, consume.target)
+        queue = self.messaging.queue(consume.target)
+        if self.messaging.queue_type != topology.CLASSIC:
+            # quorum queues dead-letter into the parking queue: it must exist before that
+            self.messaging.queue(topology.PARKED)(channel).declare()
         errors = (*conn.connection_errors, *conn.channel_errors)
         consumer = Consumer(
             channel,
@@ -167,41 +163,12 @@ class Worker:
             consume.handler(message, inbound)
         except errors:
             raise  # the connection or channel is gone: reconnect; the broker redelivers
-        except Unavailable as exc:
-            logger.warning("%s: %s; the message goes back to the queue", role.name, exc)
-            inbound.requeue()
-            self.should_stop.wait(UNAVAILABLE_PAUSE)
-        except TransientError as exc:
-            if consume.retry is None:
-                inbound.requeue()
-            elif inbound.retry(message, consume.retry, f"{role.name}: {exc}") == "parked":
-                self.metrics.parked.labels(role.name).inc()
-        except PermanentError as exc:
-            inbound.park_message(message, f"{role.name}: {exc}")
-            self.metrics.parked.labels(role.name).inc()
-        except Exception as exc:  # noqa: BLE001 - a handler bug: never loop on it forever
-            self._handler_error(role, consume, message, inbound, exc)
-
-    def _handler_error(
-        self, role: Role, consume: Consume, message: object, inbound: Inbound, exc: Exception
-    ) -> None:
-        failures = inbound.failures + 1
-        self.metrics.handler_errors.labels(role.name).inc()
-        logger.exception(
-            "%s: handler error on a %s message (%d of %d)",
-            role.name,
-            consume.target,
-            failures,
-            POISON_LIMIT,
-        )
-        if inbound.settled:
-            return
-        reason = f"handler error: {exc.__class__.__name__}: {str(exc)[:200]}"
-        if failures >= POISON_LIMIT:
-            inbound.park_message(message, f"{reason} ({failures} tries)")  # type: ignore[arg-type]
-            self.metrics.parked.labels("handler_error").inc()
-        else:
-            inbound.later(message, 0.5 * failures, **{FAILURES_HEADER: failures})  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - every other error: the one policy decides
+            outcome = settle_failure(
+                inbound, message, exc, role=role.name, retry=consume.retry, metrics=self.metrics
+            )
+            if outcome == "requeued" and isinstance(exc, Unavailable):
+                self.should_stop.wait(UNAVAILABLE_PAUSE)
 
     def _tick(self) -> None:
         for role in self.roles:

@@ -6,6 +6,7 @@ requested serial, each parsed into a ``Change`` or set aside in ``Page.bad`` wit
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,14 @@ class RateLimit:
     remaining: int | None
     reset: float | None
 
+    @classmethod
+    def from_headers(cls, headers: Any) -> RateLimit:
+        limit = _header_number(headers, "RateLimit-Limit")
+        remaining = _header_number(headers, "RateLimit-Remaining")
+        return cls(None if limit is None else int(limit),
+                   None if remaining is None else int(remaining),
+                   _header_number(headers, "RateLimit-Reset"))
+
 
 @dataclass(frozen=True)
 class Page:
@@ -53,7 +62,7 @@ def _header_number(headers: Any, name: str) -> float | None:
         value = float(headers.get(name, ""))
     except ValueError:
         return None
-    return value if value >= 0 else None
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 class JournalClient:
@@ -115,13 +124,7 @@ class JournalClient:
     def _call(self, method: str, *params: Any) -> Any:
         answer = self.http.request("POST", self.endpoint, data=encode_call(method, *params),
                                    headers={"Content-Type": "text/xml"})
-        self.rate_limit = RateLimit(
-            limit=None if (v := _header_number(answer.headers, "RateLimit-Limit")) is None
-            else int(v),
-            remaining=None if (v := _header_number(answer.headers, "RateLimit-Remaining")) is None
-            else int(v),
-            reset=_header_number(answer.headers, "RateLimit-Reset"),
-        )
+        self.rate_limit = RateLimit.from_headers(answer.headers)
         if answer.status == 429:
             raise RateLimited(f"{method}: HTTP 429 from the index", self._retry_after(answer))
         if answer.status != 200:

@@ -57,7 +57,7 @@ class RssFallback:
     restart. ``poll(newer_than=t)`` skips (and remembers) items published before ``t``:
     pass the timestamp of the last journal entry the hub published, so releases already
     published from the journal are not sent again (same-second items may repeat, never
-    vanish). With no remembered links and no ``newer_than``, a poll only primes the memory
+    vanish). The very first successful poll without ``newer_than`` only primes the memory
     and returns nothing.
     """
 
@@ -80,6 +80,7 @@ class RssFallback:
         self.etag: str | None = None
         self.last_modified: str | None = None
         self.seen: list[str] = []
+        self.primed = False  # a feed was read once: from now on every unseen item is new
         if state:
             self.import_state(state)
 
@@ -87,7 +88,7 @@ class RssFallback:
 
     def export_state(self) -> dict[str, Any]:
         return {"version": STATE_VERSION, "etag": self.etag, "last_modified": self.last_modified,
-                "seen": list(self.seen)}
+                "primed": self.primed, "seen": list(self.seen)}
 
     def import_state(self, state: dict[str, Any]) -> None:
         """Load an ``export_state()`` dict; anything unusable in it is ignored, not fatal."""
@@ -96,6 +97,7 @@ class RssFallback:
         self.last_modified = modified if isinstance(modified, str) else None
         if isinstance(seen, list):
             self.seen = [s for s in seen if isinstance(s, str)][-SEEN_LIMIT:]
+        self.primed = state.get("primed") is True or bool(self.seen)
 
     # --- polling ---------------------------------------------------------------------------
 
@@ -127,7 +129,7 @@ class RssFallback:
     def _new_changes(
         self, items: list[Any], newer_than: float | None
     ) -> tuple[list[Change], list[tuple[str, str]]]:
-        priming = not self.seen and newer_than is None
+        priming = not self.primed and newer_than is None
         known = set(self.seen)
         changes: list[Change] = []
         bad: list[tuple[str, str]] = []
@@ -149,6 +151,7 @@ class RssFallback:
             changes.append(Change(None, name, normalize(name), version, "new release",
                                   "release_created", None, timestamp))
         del self.seen[:-SEEN_LIMIT]
+        self.primed = True
         return changes, bad
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from broker_hub.pypi.names import is_valid_name, normalize
 
+PYPI_PREFIX = "pypi/"
 FIREHOSE_PATH = "pypi/changes"
 PROJECT_PREFIX = "pypi/project/"
 

@@ -12,6 +12,8 @@ import urllib3
 from broker_hub import netguard
 from broker_hub.pypi.errors import IndexForbidden, JournalUnavailable, MalformedAnswer
 
+ERROR_BODY_BYTES = 64 * 1024  # what is read of a non-200 answer
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -67,13 +69,17 @@ class IndexHTTP:
             raise JournalUnavailable(f"{exc.__class__.__name__} reading the answer") from None
 
     def _read(self, response: Any, deadline: float) -> bytes:
+        error_page = response.status_code != 200  # its status is what counts: read a little
         declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
+        if not error_page and declared.isdigit() and int(declared) > self.max_bytes:
             raise MalformedAnswer(f"answer of {declared} bytes, more than the {self.max_bytes} "
                                   "allowed")
         chunks, size = [], 0
         while chunk := response.raw.read1(65536, decode_content=True):
             size += len(chunk)
+            if error_page and size >= ERROR_BODY_BYTES:
+                chunks.append(chunk)
+                break
             if size > self.max_bytes:
                 raise MalformedAnswer(f"answer larger than the {self.max_bytes} bytes allowed")
             if time.monotonic() > deadline:

@@ -28,7 +28,7 @@ def _refusing_parser() -> Any:
     parser.StartDoctypeDeclHandler = _refuse
     parser.EntityDeclHandler = _refuse
     parser.UnparsedEntityDeclHandler = _refuse
-    parser.ExternalEntityRefHandler = _refuse
+    parser.ExternalEntityRefHandler = _refuse  # type: ignore[assignment]
     return parser
 
 
@@ -53,7 +53,7 @@ def decode_response(body: bytes) -> Any:
     parser.EndElementHandler = target.end
     parser.CharacterDataHandler = target.data
     parser.buffer_text = True
-    target.xml(None, None)
+    target.xml(None, None)  # type: ignore[arg-type]
     try:
         parser.Parse(body, True)
         if target.getmethodname() is not None:

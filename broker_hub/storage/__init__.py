@@ -5,37 +5,47 @@ SQLite by default; PostgreSQL when several machines share it. Same SQL, chosen b
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 
 from broker_hub.storage.backends import Backend, backend_for
+from broker_hub.storage.health import HealthQueries, MirrorHealth, MirrorResult, TopicRow
+from broker_hub.storage.migrations import migrate
 from broker_hub.storage.notifications import NotificationQueries
 from broker_hub.storage.records import (
     FetchClaim,
+    FinishedFetch,
+    NewNotification,
     Notification,
     PingRecord,
+    ProjectMark,
+    SourceState,
+    SubscribedTopic,
     Subscription,
     SubscriptionLimits,
     TopicState,
     TopicSummary,
     VerifiedChange,
 )
-from broker_hub.storage.schema import (
-    ADDED_COLUMNS,
-    COLUMNS_QUERY,
-    LATE_INDEXES,
-    add_column,
-    statements,
-)
+from broker_hub.storage.sources import SourceQueries
 from broker_hub.storage.subscribe import SubscriptionWrites
 from broker_hub.storage.topics import TopicQueries
 
 __all__ = [
     "FetchClaim",
+    "FinishedFetch",
+    "MirrorHealth",
+    "MirrorResult",
+    "NewNotification",
     "Notification",
     "PingRecord",
+    "ProjectMark",
+    "SourceState",
     "Storage",
+    "SubscribedTopic",
     "Subscription",
     "SubscriptionLimits",
+    "TopicRow",
     "TopicState",
     "TopicSummary",
     "VerifiedChange",
@@ -61,10 +71,12 @@ def _subscription(row: tuple) -> Subscription:
     )
 
 
-class Storage(TopicQueries, NotificationQueries, SubscriptionWrites):
+class Storage(
+    TopicQueries, NotificationQueries, SourceQueries, HealthQueries, SubscriptionWrites
+):
     """The SQL implementation of :class:`broker_hub.storage.api.Store` (a topic's pings and
     fetches: :class:`TopicQueries`; notifications: :class:`NotificationQueries`; writing
-    subscriptions under their limits: :class:`SubscriptionWrites`).
+    subscriptions under their limits: :class:`SubscriptionWrites`; sources, mirror health).
     Thread-safe: each thread gets its own connection."""
 
     def __init__(self, backend: Backend):
@@ -75,18 +87,13 @@ class Storage(TopicQueries, NotificationQueries, SubscriptionWrites):
         return cls(backend_for(url))
 
     def create_schema(self) -> None:
-        """Create what is missing: tables, indexes, and columns added since a table's first
-        release (so a database made by an older version keeps working)."""
-        dialect = self.backend.dialect
-        with self.backend.transaction():
-            for statement in statements(dialect):
-                self.backend.execute(statement)
-            for table, column, definition in ADDED_COLUMNS:
-                present = self.backend.execute(COLUMNS_QUERY[dialect], (table,)).fetchall()
-                if column not in {row[0] for row in present}:
-                    self.backend.execute(add_column(dialect, table, column, definition))
-            for statement in LATE_INDEXES:
-                self.backend.execute(statement)
+        """Bring the schema up to date (:mod:`broker_hub.storage.migrations`): a database
+        made by an older version keeps working."""
+        self.migrate()
+
+    def migrate(self) -> list[int]:
+        """Apply the missing migration steps; return their versions."""
+        return migrate(self.backend, time.time())
 
     def check(self) -> None:
         """Raise when the database does not answer."""
@@ -187,6 +194,22 @@ class Storage(TopicQueries, NotificationQueries, SubscriptionWrites):
             "SELECT 1 FROM subscriptions WHERE topic = ? AND expires_at > ? LIMIT 1", (topic, now)
         ).fetchone()
         return row is not None
+
+    def subscribed_topics(self, topics: Iterable[str], now: float) -> dict[str, SubscribedTopic]:
+        """Which of ``topics`` have active subscriptions, with the span of their ids."""
+        found: dict[str, SubscribedTopic] = {}
+        names = sorted(set(topics))
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            rows = self.backend.execute(
+                "SELECT topic, MIN(id), MAX(id), COUNT(*) FROM subscriptions "
+                f"WHERE topic IN ({', '.join('?' * len(chunk))}) AND expires_at > ? "
+                "GROUP BY topic",
+                (*chunk, now),
+            ).fetchall()
+            for topic, first, last, count in rows:
+                found[topic] = SubscribedTopic(topic, int(first), int(last), int(count))
+        return found
 
     def topics_summary(self, limit: int = 50) -> list[TopicSummary]:
         """Topics with their active subscriptions and last fetch time, for the status page."""

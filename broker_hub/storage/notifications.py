@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from broker_hub.storage.backends import Backend
-from broker_hub.storage.records import Notification
+from broker_hub.storage.records import NewNotification, Notification
 
 _COLUMNS = "id, topic, content_type, body, pinged_at, sequence"
 
@@ -33,30 +33,52 @@ class NotificationQueries:
         now: float,
         *,
         key: str | None = None,
-    ) -> Notification | None:
+    ) -> Notification:
         """Store a notification with the topic's next sequence number, in one transaction.
 
-        With ``key``, at most one notification per (topic, key) is ever stored: None when it
-        exists already (a poll round repeated after a crash notifies nothing twice).
+        With ``key``, at most one notification per (topic, key) is ever stored: the one stored
+        before is returned (a poll round repeated after a crash fans the same one out again, and
+        the deliverer skips the subscriptions that already had it).
         """
         with self.backend.transaction():
-            if key is not None:
-                seen = self.backend.execute(
-                    "SELECT 1 FROM notifications WHERE topic = ? AND dedupe_key = ?", (topic, key)
-                ).fetchone()
-                if seen is not None:
-                    return None
-            sequence = self.backend.execute(
-                "INSERT INTO topic_sequences (topic, last) VALUES (?, 1) "
-                "ON CONFLICT (topic) DO UPDATE SET last = topic_sequences.last + 1 "
-                "RETURNING last",
-                (topic,),
-            ).fetchone()[0]
-            row = self.backend.execute(
-                "INSERT INTO notifications (topic, content_type, body, pinged_at, created_at, "
-                f"sequence, dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
-                (topic, content_type, body, pinged_at, now, sequence, key),
+            return self._insert(NewNotification(topic, content_type, body, key), pinged_at, now)
+
+    def add_notifications(
+        self, items: list[NewNotification], *, pinged_at: float, now: float
+    ) -> list[Notification]:
+        """Several notifications (of different topics) in one transaction."""
+        if not items:
+            return []
+        with self.backend.transaction():
+            return [self._insert(item, pinged_at, now) for item in items]
+
+    def _insert(self, item: NewNotification, pinged_at: float, now: float) -> Notification:
+        if item.key is not None:
+            seen = self.backend.execute(
+                f"SELECT {_COLUMNS} FROM notifications WHERE topic = ? AND dedupe_key = ?",
+                (item.topic, item.key),
             ).fetchone()
+            if seen is not None:
+                return _notification(seen)
+        sequence = self.backend.execute(
+            "INSERT INTO topic_sequences (topic, last) VALUES (?, 1) "
+            "ON CONFLICT (topic) DO UPDATE SET last = topic_sequences.last + 1 "
+            "RETURNING last",
+            (item.topic,),
+        ).fetchone()[0]
+        row = self.backend.execute(
+            "INSERT INTO notifications (topic, content_type, body, pinged_at, created_at, "
+            f"sequence, dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
+            (
+                item.topic,
+                item.content_type,
+                item.body,
+                pinged_at if item.pinged_at is None else item.pinged_at,
+                now,
+                sequence,
+                item.key,
+            ),
+        ).fetchone()
         return _notification(row)
 
     def notification(self, notification_id: int) -> Notification | None:

@@ -55,6 +55,32 @@ class Notification:
 
 
 @dataclass(frozen=True)
+class NewNotification:
+    """A notification to store: ``key`` (optional) makes storing it idempotent per topic."""
+
+    topic: str
+    content_type: str
+    body: bytes
+    key: str | None = None
+    pinged_at: float | None = None  # None: the time given to add_notifications
+
+
+@dataclass(frozen=True)
+class FinishedFetch:
+    """A fetch to record: the pings it covered, the lease it held, the state it leaves
+    (``content_hash`` None: keep the stored content state, only the pings are covered)."""
+
+    topic: str
+    fetched_seq: int
+    lease_until: float
+    etag: str | None = None
+    last_modified: str | None = None
+    content_hash: str | None = None
+    content_type: str | None = None
+    entries: str | None = None
+
+
+@dataclass(frozen=True)
 class VerifiedChange:
     """A verified intent to apply: subscribe (create or renew) or unsubscribe."""
 
@@ -83,3 +109,32 @@ class SubscriptionLimits(NamedTuple):
     @property
     def enabled(self) -> bool:
         return self.per_topic > 0 or self.per_address > 0
+@dataclass(frozen=True)
+class SourceState:
+    """A source index the hub watches (PyPI): where its journal has been read to."""
+
+    name: str
+    last_serial: int | None  # None: never polled (the first poll starts at the newest serial)
+    retained_from: int | None  # entries with a serial above this are all kept (catch-up)
+    caught_up_at: float | None  # the last time a poll found nothing newer
+    failing_since: float | None  # the journal has failed since then (None: it works)
+    last_error: str | None
+    rss_state: str | None  # the RSS fallback's memory (JSON)
+
+
+@dataclass(frozen=True)
+class ProjectMark:
+    """A project of a source: its newest serial, and the ``until`` its topic was last told."""
+
+    last_serial: int
+    notified_until: int | None
+
+
+@dataclass(frozen=True)
+class SubscribedTopic:
+    """A topic with active subscriptions: their ids span [first_id, last_id]."""
+
+    topic: str
+    first_id: int
+    last_id: int
+    count: int

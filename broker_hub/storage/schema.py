@@ -42,6 +42,34 @@ TABLES = [
         created_at {real} NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS notifications_created ON notifications (created_at)",
+    """CREATE TABLE IF NOT EXISTS sources (
+        name TEXT PRIMARY KEY,
+        last_serial BIGINT,
+        retained_from BIGINT,
+        lease_holder TEXT,
+        lease_until {real} NOT NULL DEFAULT 0,
+        caught_up_at {real},
+        failing_since {real},
+        last_error TEXT,
+        rss_state TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS source_entries (
+        source TEXT NOT NULL,
+        serial BIGINT NOT NULL,
+        project TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        PRIMARY KEY (source, serial)
+    )""",
+    "CREATE INDEX IF NOT EXISTS source_entries_project ON source_entries (source, project, serial)",
+    "CREATE INDEX IF NOT EXISTS source_entries_created ON source_entries (created_at)",
+    """CREATE TABLE IF NOT EXISTS source_projects (
+        source TEXT NOT NULL,
+        project TEXT NOT NULL,
+        last_serial BIGINT NOT NULL,
+        notified_until BIGINT,
+        PRIMARY KEY (source, project)
+    )""",
     """CREATE TABLE IF NOT EXISTS topic_sequences (
         topic TEXT PRIMARY KEY,
         last BIGINT NOT NULL
@@ -52,7 +80,6 @@ TABLES = [
 LATE_INDEXES = [
     "CREATE INDEX IF NOT EXISTS notifications_topic_seq ON notifications (topic, sequence)",
     "CREATE INDEX IF NOT EXISTS notifications_topic_key ON notifications (topic, dedupe_key)",
-    "CREATE INDEX IF NOT EXISTS subscriptions_address ON subscriptions (callback_address)",
 ]
 
 # Columns added after a table was first released: create_schema adds those an older
@@ -61,9 +88,6 @@ ADDED_COLUMNS = [
     ("topics", "fetch_until", "{real} NOT NULL DEFAULT 0"),
     ("notifications", "sequence", "BIGINT NOT NULL DEFAULT 0"),
     ("notifications", "dedupe_key", "TEXT"),
-    # the address a callback reaches (broker_hub.ratelimit.address_key): what
-    # HUB_MAX_SUBSCRIPTIONS_PER_HOST counts, whatever the spelling or port
-    ("subscriptions", "callback_address", "TEXT NOT NULL DEFAULT ''"),
 ]
 
 # The names of a table's columns (one parameter: the table).

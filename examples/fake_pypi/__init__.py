@@ -25,7 +25,8 @@ Add a release, then look at what PyPI's clients would see::
 Then point the hub at it: ``HUB_PYPI_URL=http://127.0.0.1:8100 make run``.
 
 Control API (``POST /_control/<op>``, JSON object body; answers
-``{"serials": [...], "last_serial": n}``, or 4xx ``{"error": "..."}``):
+``{"serials": [...], "last_serial": n, "at": <unix time after the change>}``, or 4xx
+``{"error": "..."}``):
 
 - ``release`` ``{"name", "version", "files": ["wheel", "sdist"] (default both; or
   {"kind": "wheel", "tag": "py3-none-any"}), "requires_python", "summary"}``: a new project
@@ -38,12 +39,17 @@ Control API (``POST /_control/<op>``, JSON object body; answers
   ``role`` ``{"name", "user", "role": "Owner"|"Maintainer", "op": "add"|"remove"|"change",
   "to"}``.
 - ``backlog`` ``{"count", "projects", "prefix"}``: at least ``count`` journal entries spread
-  over ``projects`` projects named ``<prefix>-<i>`` (answers ``written``).
+  over ``projects`` projects named ``<prefix>-<i>`` (answers ``written``); a new project takes
+  3 entries (create, add Owner, new release), so ``{"count": 30000, "projects": 10000}``
+  changes 10,000 projects in one go.
 - ``fault`` ``{"count", "code", "text"}`` or ``{"count", "rate_limit": true}``: the next
   ``count`` XML-RPC calls answer an XML-RPC Fault.
-- ``outage`` ``{"on": true|false}``: XML-RPC answers 503 with an HTML page until cleared.
+- ``outage`` ``{"on": true|false, "rss": false}``: XML-RPC (and with ``rss`` the RSS feeds)
+  answers 503 with an HTML page until cleared.
 - ``garbage`` ``{"mode", "count", "size"}``: the next answers are ``malformed_xml``,
-  ``html_200``, ``serial_backwards``, ``invalid_name``, ``huge`` (``size`` bytes) or ``entity``.
+  ``html_200``, ``serial_backwards``, ``invalid_name``, ``huge`` (``size`` bytes) or
+  ``entity``; ``rss_html``, ``rss_entity``, ``rss_malformed``
+  spoil the next ``/rss/updates.xml`` answers instead.
 - ``ratelimit`` ``{"limit", "window"}``: calls per window before 429 + a rate-limit Fault.
 - ``cdn_lag`` ``{"seconds"}``: project pages serve the state before a change for that long
   after it (PyPI's journal commits before its CDN purge).

@@ -91,8 +91,9 @@ class FakePyPIClient:
               rate_limit: bool = False) -> None:
         self.control("fault", count=count, code=code, text=text, rate_limit=rate_limit or None)
 
-    def outage(self, on: bool = True) -> None:
-        self.control("outage", on=on)
+    def outage(self, on: bool = True, *, rss: bool = False) -> None:
+        """XML-RPC answers 503 (and the RSS feeds too with ``rss=True``) until ``outage(False)``."""
+        self.control("outage", on=on, rss=rss or None)
 
     def garbage(self, mode: str, count: int = 1, size: int | None = None) -> None:
         self.control("garbage", mode=mode, count=count, size=size)

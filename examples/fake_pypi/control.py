@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from . import rpc
@@ -23,7 +24,8 @@ def _int(request: dict[str, Any], key: str, default: int, low: int = 0, high: in
 
 
 def dispatch(index: Index, faults: rpc.Faults, op: str, request: dict[str, Any]) -> dict[str, Any]:
-    """Apply one control operation; answers ``{"serials": [...], "last_serial": n, ...}``."""
+    """Apply one control operation; answers ``{"serials": [...], "last_serial": n, "at": t}``
+    (``at``: the fake's wall clock just after the change, for latency measurements)."""
     serials: list[int] = []
     extra: dict[str, Any] = {}
     if op == "release":
@@ -69,13 +71,20 @@ def dispatch(index: Index, faults: rpc.Faults, op: str, request: dict[str, Any])
         faults.faults.clear()
         faults.faults.extend([entry] * count)
     elif op == "outage":
-        faults.outage = bool(request.get("on", True))
+        on = bool(request.get("on", True))
+        faults.outage = on
+        faults.rss_outage = on and bool(request.get("rss", False))
     elif op == "garbage":
         mode = request.get("mode")
+        count = _int(request, "count", 1, 1, 10_000)
+        if mode in rpc.RSS_GARBAGE_MODES:
+            faults.rss_garbage.extend([mode] * count)
+            return {"serials": [], "last_serial": index.serial, "at": time.time()}
         if mode not in rpc.GARBAGE_MODES:
-            raise ControlError(f"mode must be one of {', '.join(rpc.GARBAGE_MODES)}")
+            modes = rpc.GARBAGE_MODES + rpc.RSS_GARBAGE_MODES
+            raise ControlError(f"mode must be one of {', '.join(modes)}")
         size = _int(request, "size", 32 << 20, 0, 1 << 30)
-        faults.garbage.extend([(mode, size)] * _int(request, "count", 1, 1, 10_000))
+        faults.garbage.extend([(mode, size)] * count)
     elif op == "ratelimit":
         faults.limit = _int(request, "limit", 1000, 0, 10**9)
         faults.window = float(_int(request, "window", 60, 1, 86_400))
@@ -94,4 +103,4 @@ def dispatch(index: Index, faults: rpc.Faults, op: str, request: dict[str, Any])
             setattr(faults, name, getattr(fresh, name))
     else:
         raise ControlError(f"unknown control operation {op!r}", 404)
-    return {"serials": serials, "last_serial": index.serial, **extra}
+    return {"serials": serials, "last_serial": index.serial, "at": time.time(), **extra}

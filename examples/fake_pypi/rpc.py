@@ -13,6 +13,7 @@ from .model import Index
 
 MAX_PER_CALL = 50_000
 GARBAGE_MODES = ("malformed_xml", "html_200", "serial_backwards", "invalid_name", "huge", "entity")
+RSS_GARBAGE_MODES = ("rss_html", "rss_entity", "rss_malformed")
 RATE_LIMIT_TEXT = (
     "HTTPTooManyRequests: The action could not be performed because there were too many "
     "requests by the client. Limit may reset in {reset} seconds."
@@ -24,6 +25,12 @@ OUTAGE_PAGE = (
     b"</body></html>\n"
 )
 HTML_200_PAGE = b"<!DOCTYPE html><html><body><h1>Maintenance</h1><p>Back soon.</p></body></html>"
+RSS_GARBAGE = {
+    "rss_html": HTML_200_PAGE,
+    "rss_entity": b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "aaaaaaaaaa">]><rss '
+                  b'version="2.0"><channel><title>&a;</title></channel></rss>',
+    "rss_malformed": b'<?xml version="1.0"?><rss version="2.0"><channel><item><title>x',
+}
 
 Answer = tuple[int, dict[str, str], bytes | Iterator[bytes]]
 
@@ -35,6 +42,8 @@ class Faults:
     faults: deque[tuple[int, str]] = field(default_factory=deque)
     garbage: deque[tuple[str, int]] = field(default_factory=deque)
     outage: bool = False
+    rss_outage: bool = False
+    rss_garbage: deque[str] = field(default_factory=deque)
     limit: int = 1000
     window: float = 60.0
     window_start: float = 0.0

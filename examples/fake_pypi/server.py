@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -86,11 +87,16 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         parts = [p for p in url.path.split("/") if p]
         index = self.server.index
-        with index.lock:
-            try:
-                self._get(index, url.path, parts, parse_qs(url.query))
-            except ControlError as exc:
-                self._send(exc.status, f"{exc}\n".encode())
+        real, self.wfile = self.wfile, io.BytesIO()  # render under the lock, send after it
+        try:
+            with index.lock:
+                try:
+                    self._get(index, url.path, parts, parse_qs(url.query))
+                except ControlError as exc:
+                    self._send(exc.status, f"{exc}\n".encode())
+            real.write(self.wfile.getvalue())
+        finally:
+            self.wfile = real
 
     def _get(self, index: Index, path: str, parts: list[str], query: dict[str, list[str]]) -> None:
         if parts[:1] == ["simple"]:
@@ -155,6 +161,13 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, body, {"X-PyPI-Last-Serial": str(project.last_serial)})
 
     def _rss(self, index: Index, parts: list[str]) -> None:
+        faults = self.server.faults
+        if faults.rss_outage:
+            return self._send(503, rpc.OUTAGE_PAGE, content_type="text/html; charset=utf-8")
+        if parts == ["rss", "updates.xml"] and faults.rss_garbage:
+            mode = faults.rss_garbage.popleft()
+            return self._send(200, rpc.RSS_GARBAGE[mode], content_type=(
+                "text/html; charset=utf-8" if mode == "rss_html" else "text/xml; charset=utf-8"))
         if parts == ["rss", "updates.xml"]:
             body = pages.rss_updates(index, self.base)
         elif parts == ["rss", "packages.xml"]:

@@ -10,7 +10,7 @@ from broker_hub.services import Services
 from tests.inproc.conftest import take
 from tests.support.roles import ScriptedRole, running, wait_until
 from workers.inbound import Inbound
-from workers.worker import POISON_LIMIT
+from workers.policy import POISON_LIMIT
 
 MESSAGE = FetchTopic(topic="http://t.example/feed", seq=1, pinged_at=1.0)
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -159,6 +163,55 @@ def test_connection_errors_and_the_deadline_are_unavailable() -> None:
         journal(f"http://127.0.0.1:{port}", timeout=5.0).last_serial()  # now closed: refused
 
 
+class _Misbehaving(BaseHTTPRequestHandler):
+    """``/big503/pypi``: a 503 with an 8 MiB body; ``/drip/pypi``: a 200 dripping one byte at
+    a time, forever (until the client hangs up)."""
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.path.startswith("/big503"):
+            body = b"<html>" + b"x" * (8 << 20) + b"</html>"
+            self.send_response(503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml")
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            for _ in range(600):  # at most ~2 minutes
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.2)
+
+
+@pytest.fixture
+def misbehaving() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Misbehaving)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_error_page_status_wins_over_its_size(misbehaving: str) -> None:
+    with pytest.raises(errors.JournalUnavailable) as down:
+        journal(misbehaving + "/big503", max_bytes=1 << 20).last_serial()
+    assert down.value.status == 503
+
+
+def test_a_dripping_answer_hits_the_total_deadline(misbehaving: str) -> None:
+    with pytest.raises(errors.JournalUnavailable, match="within"):
+        journal(misbehaving + "/drip", timeout=1.5).last_serial()
+
+
 def test_empty_user_agent_is_refused() -> None:
     with pytest.raises(ValueError, match="User-Agent"):
         JournalClient("https://pypi.org", user_agent=" ")
@@ -198,7 +251,21 @@ def test_rss_newer_than_skips_what_the_journal_published(
 
 
 def test_rss_errors(index: tuple[str, FakePyPIClient]) -> None:
-    url, _ = index
+    url, pypi = index
     with pytest.raises(errors.JournalUnavailable) as missing:
         RssFallback(url + "/nowhere", user_agent=UA, allow_private=True).poll()
     assert missing.value.status == 404
+    rss = RssFallback(url, user_agent=UA, allow_private=True)
+    rss.poll()
+    pypi.release("foo", "1.0")
+    for mode, error in [("rss_html", errors.MalformedAnswer), ("rss_entity", errors.HostileAnswer),
+                        ("rss_malformed", errors.MalformedAnswer)]:
+        pypi.garbage(mode)
+        with pytest.raises(error):
+            rss.poll()
+    pypi.outage(rss=True)
+    with pytest.raises(errors.JournalUnavailable) as down:
+        rss.poll()
+    assert down.value.status == 503
+    pypi.outage(False)
+    assert [c.project for c in rss.poll().changes] == ["foo"]  # nothing lost to the failures

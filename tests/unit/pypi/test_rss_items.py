@@ -13,7 +13,10 @@ def test_state_round_trips_and_tolerates_junk() -> None:
     rss = RssFallback("https://pypi.org", user_agent="test/1",
                       state={"etag": '"abc"', "last_modified": 5, "seen": ["a", 3, "b"]})
     assert rss.export_state() == {"version": 1, "etag": '"abc"', "last_modified": None,
-                                  "seen": ["a", "b"]}
+                                  "primed": True, "seen": ["a", "b"]}
+    assert RssFallback("https://pypi.org", user_agent="t/1", state={"seen": []}).primed is False
+    assert RssFallback("https://pypi.org", user_agent="t/1", state={"primed": True}).primed
     rss.import_state({"seen": [str(i) for i in range(SEEN_LIMIT + 50)]})
     assert len(rss.export_state()["seen"]) == SEEN_LIMIT
     assert rss.url == "https://pypi.org/rss/updates.xml"
+

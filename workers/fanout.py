@@ -1,0 +1,55 @@
+"""Fan-out: queue a notification's delivery to every active subscription of its topic.
+
+One broker message per batch of ``HUB_DELIVERY_BATCH_SIZE`` subscriptions, never one per
+delivery; the deliverer reads the batch's subscriptions itself (``due_in_range``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from broker_hub import topology
+from broker_hub.messages import DeliverBatch
+from broker_hub.messaging import Publisher
+from broker_hub.storage import Notification, SubscribedTopic
+from broker_hub.storage.api import Store
+
+
+def _batch(notification: Notification, first_id: int, last_id: int) -> DeliverBatch:
+    return DeliverBatch(
+        notification.id, notification.topic, first_id, last_id, notification.pinged_at
+    )
+
+
+def fan_out(
+    storage: Store, publisher: Publisher, notification: Notification, now: float, batch_size: int
+) -> int:
+    """Batches sent page by page, so the first leaves before the last range is known."""
+    batches = 0
+    for first_id, last_id in storage.id_ranges(notification.topic, now, batch_size):
+        publisher.publish(_batch(notification, first_id, last_id), topology.DELIVER)
+        batches += 1
+    return batches
+
+
+def fan_out_many(
+    storage: Store,
+    publisher: Publisher,
+    notifications: Iterable[tuple[Notification, SubscribedTopic]],
+    now: float,
+    batch_size: int,
+) -> int:
+    """Many notifications of small topics at once: a topic whose subscriptions fit one batch
+    gets one message from the span it already knows, and all are confirmed together."""
+    small: list[tuple[DeliverBatch, str]] = []
+    batches = 0
+    for notification, subscribed in notifications:
+        if subscribed.count <= batch_size:
+            small.append(
+                (_batch(notification, subscribed.first_id, subscribed.last_id), topology.DELIVER)
+            )
+        else:
+            batches += fan_out(storage, publisher, notification, now, batch_size)
+    if small:
+        publisher.publish_many(small)
+    return batches + len(small)
