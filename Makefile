@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit rabbitmq tools mirror-tools lint bench bench-scale clean
+.PHONY: help venv run test test-unit rabbitmq tools mirror-tools lint bench bench-scale bench-isolation clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,9 +48,15 @@ lint: venv ## ruff, mypy, and the import contracts (web and workers never import
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: venv mirror-tools ## run the benchmarks (python -m bench, then python -m bench.mirror)
+bench: venv mirror-tools ## run the benchmarks (python -m bench, bench.mirror, the isolation scenarios)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.mirror
+	$(BIN)/python -m bench.isolation_diff
+	$(BIN)/python -m bench.isolation_stalls
+
+bench-isolation: venv ## only the isolation scenarios: diff of duplicate entries, honest delays
+	$(BIN)/python -m bench.isolation_diff
+	$(BIN)/python -m bench.isolation_stalls
 
 # SCALE_ARGS: e.g. SCALE_ARGS=--quick (smoke, ~4 min), SCALE_ARGS=--million, SCALE_ARGS="--only web"
 bench-scale: venv rabbitmq ## scale-out under per-process CPU caps (python -m bench.scale; cgroups need root)

@@ -102,12 +102,15 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_METRICS_PORT": ("metrics_port", int),
     "HUB_FETCH_MAX_BYTES": ("fetch_max_bytes", _positive_int),
     "HUB_FETCH_MAX_REDIRECTS": ("fetch_max_redirects", int),
+    "HUB_FEED_MAX_ENTRIES": ("feed_max_entries", int),
     "HUB_FETCH_CONCURRENCY": ("fetch_concurrency", _positive_int),
     "HUB_FETCH_PER_HOST": ("fetch_per_host", _positive_int),
     "HUB_MAX_REQUEST_BYTES": ("max_request_bytes", _positive_int),
     "HUB_MAX_URL_LENGTH": ("max_url_length", _positive_int),
     "HUB_DELIVERY_CONCURRENCY": ("delivery_concurrency", _positive_int),
     "HUB_DELIVERY_PER_HOST": ("delivery_per_host", _positive_int),
+    "HUB_DELIVERY_SLOTS_PER_ADDRESS": ("delivery_slots_per_address", _positive_int),
+    "HUB_VERIFY_SLOTS_PER_ADDRESS": ("verify_slots_per_address", _positive_int),
     "HUB_DELIVERY_BATCH_SIZE": ("delivery_batch_size", _positive_int),
     "HUB_PREFETCH": ("prefetch", _positive_int),
     "HUB_VERIFY_PREFETCH": ("verify_prefetch", _positive_int),
@@ -115,6 +118,7 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_NOTIFICATION_RETENTION": ("notification_retention", _positive_float),
     "HUB_WEB_WORKERS": ("web_workers", _positive_int),
     "HUB_WEB_THREADS": ("web_threads", _positive_int),
+    "HUB_WEB_BODY_TIMEOUT": ("web_body_timeout", _positive_float),
     "HUB_PUBLISH_TOKEN": ("publish_token", str),
     "HUB_MAX_SUBSCRIPTIONS_PER_TOPIC": ("max_subscriptions_per_topic", int),
     "HUB_MAX_SUBSCRIPTIONS_PER_HOST": ("max_subscriptions_per_host", int),
@@ -164,12 +168,15 @@ class Settings:
     metrics_port: int = 0  # 0: the worker picks its documented default
     fetch_max_bytes: int = 10 * 1024 * 1024
     fetch_max_redirects: int = 5
+    feed_max_entries: int = 10_000  # a feed with more entries is refused; 0: unlimited
     fetch_concurrency: int = 64  # topic fetches in flight in all (HttpEngine.fetch)
     fetch_per_host: int = 8  # topic fetches in flight per topic host
     max_request_bytes: int = 64 * 1024
     max_url_length: int = 2048
     delivery_concurrency: int = 512
     delivery_per_host: int = 64
+    delivery_slots_per_address: int = 16  # deliveries in flight per callback address
+    verify_slots_per_address: int = 16  # verifications in flight per callback address
     delivery_batch_size: int = 500
     prefetch: int = 8
     verify_prefetch: int = 256
@@ -177,6 +184,7 @@ class Settings:
     notification_retention: float = 7 * 86400.0
     web_workers: int = 2
     web_threads: int = 8
+    web_body_timeout: float = 10.0  # seconds a request body may take to arrive (else 408)
     publish_token: str = field(default="", repr=False)
     max_subscriptions_per_topic: int = 0  # 0: unlimited
     max_subscriptions_per_host: int = 0  # 0: unlimited

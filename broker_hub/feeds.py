@@ -30,8 +30,16 @@ _KEY_FIELDS = {
 }  # fmt: skip
 
 
+DEFAULT_MAX_ENTRIES = 10_000  # HUB_FEED_MAX_ENTRIES
+
+
 class HostileXML(ValueError):
     """The document declares entities or a DTD subset the hub refuses (billion laughs, XXE)."""
+
+
+class TooManyEntries(HostileXML):
+    """The feed has more entries than HUB_FEED_MAX_ENTRIES: refused like hostile XML
+    (logged, counted as refused, nothing stored or delivered), and parsing stops there."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,8 @@ def _refuse(*_args: Any) -> None:
 class _Scanner:
     """One expat pass: the feed kind and every entry's byte span and key material."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self.max_entries = max_entries
         self.kind: str | None = None
         self.entries: list[_Entry] = []
         self._stack: list[str] = []
@@ -143,6 +152,10 @@ class _Scanner:
                 entry.key_parts.setdefault(self._field, text)
             self._field = None
         elif depth == self._entry_depth:
+            if len(self.entries) >= self.max_entries > 0:
+                raise TooManyEntries(
+                    f"the feed has more than {self.max_entries} entries (HUB_FEED_MAX_ENTRIES)"
+                )
             self.entries.append(entry)
             self._pending = entry
             self._entry = None
@@ -153,10 +166,12 @@ class _Scanner:
             self._text.append(data)
 
 
-def _scan(body: bytes, content_type: str) -> _Scanner | None:
+def _scan(
+    body: bytes, content_type: str, max_entries: int = DEFAULT_MAX_ENTRIES
+) -> _Scanner | None:
     if not _is_candidate(content_type):
         return None
-    scanner = _Scanner()
+    scanner = _Scanner(max_entries)
     try:
         scanner.scan(body)
     except (_NotAFeed, expat.ExpatError):
@@ -171,7 +186,7 @@ def feed_kind(body: bytes, content_type: str) -> str | None:
 
     Never raises for non-XML; raises HostileXML for entity declarations/external entities.
     """
-    scanner = _scan(body, content_type)
+    scanner = _scan(body, content_type, 0)
     return scanner.kind if scanner is not None else None
 
 
@@ -189,14 +204,19 @@ def _ascii_compatible(body: bytes) -> bool:
 
 
 def diff_feed(
-    body: bytes, content_type: str, previous: Mapping[str, str] | None
+    body: bytes,
+    content_type: str,
+    previous: Mapping[str, str] | None,
+    *,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
 ) -> FeedDiff | None:
     """None when the body is not an Atom/RSS feed (deliver it whole).
 
     ``previous`` is the ``entries`` map of the last fetch (None = first fetch: every entry
-    counts as new). Raises HostileXML.
+    counts as new). Linear in the number of entries. Raises HostileXML, and TooManyEntries
+    (a HostileXML) when the feed has more than ``max_entries`` entries (0: no limit).
     """
-    scanner = _scan(body, content_type)
+    scanner = _scan(body, content_type, max_entries)
     if scanner is None or scanner.kind is None:
         return None
     kind = scanner.kind
@@ -204,13 +224,17 @@ def diff_feed(
     changed: list[str] = []
     cuts: list[tuple[int, int]] = []
     tidy = _ascii_compatible(body)
+    suffix: dict[str, int] = {}  # key -> the last "#n" given to a duplicate of it
     for entry in scanner.entries:
         raw = body[entry.start : entry.end]
         base = _entry_key(kind, entry.key_parts or {}, raw)
-        key, n = base, 1
-        while key in entries:
-            n += 1
-            key = f"{base}#{n}"
+        key = base
+        if key in entries:  # duplicates: base#2, base#3, ... never counting from 2 again
+            n = suffix.get(base, 1)
+            while key in entries:  # skips a literal "base#n" once: linear overall
+                n += 1
+                key = f"{base}#{n}"
+            suffix[base] = n
         digest = hashlib.sha256(raw).hexdigest()
         entries[key] = digest
         if previous is None or previous.get(key) != digest:

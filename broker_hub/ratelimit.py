@@ -1,4 +1,4 @@
-"""In-process rate limits: token buckets keyed by a client address or a remote host.
+"""In-process rate limits: token buckets keyed by a client address or a remote address.
 
 Each key gets a bucket of ``per_minute`` tokens refilled continuously at ``per_minute / 60``
 per second (GCRA: one "theoretical arrival time" per key), so a key may make up to
@@ -13,9 +13,11 @@ worker can re-queue the work with that delay and nothing accepted is ever lost.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import ipaddress
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -126,9 +128,116 @@ def client_key(address: str | None) -> str:
 
 
 def host_key(url: str) -> str:
-    """The rate-limit key of a remote URL: its host name, lower-cased, port ignored."""
+    """The rate-limit key of a remote URL: :func:`address_key` (kept for existing callers)."""
+    return address_key(url)
+
+
+def _address_of(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """IPv4 as is; IPv6 by its /64 (one site), an IPv4-mapped one by its IPv4 address."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = ipaddress.IPv6Address(ip.packed)  # drop any %scope
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def literal_address(host: str) -> str | None:
+    """The address key of an IP literal in any spelling a resolver accepts (``127.1``,
+    ``2130706433``, ``0x7f.1``, ``0177.0.0.01``, ``[::ffff:7f00:1]``); None for a name."""
+    host = host.strip("[]")
+    try:
+        return _address_of(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if ":" in host or not host or any(c.isspace() for c in host):
+        return None
+    try:  # the BSD forms that getaddrinfo (and so every HTTP client) accepts for IPv4
+        return str(ipaddress.IPv4Address(socket.inet_aton(host)))
+    except OSError:
+        return None
+
+
+class AddressCache:
+    """Host name -> address key, resolved through ``getaddrinfo`` and kept ``ttl`` seconds.
+
+    A name that does not resolve is keyed by the name itself (its request fails anyway), and
+    so is one whose lookup takes longer than ``timeout`` (until the lookup ends).
+    One lookup per name at a time; at most ``max_names`` names are kept.
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl: float = 60.0,
+        timeout: float = 2.0,
+        max_names: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+        resolve: Callable[[str], list[str]] | None = None,
+    ):
+        self.ttl, self.timeout, self.max_names, self.clock = ttl, timeout, max_names, clock
+        self._resolve = resolve or _getaddrinfo
+        self._names: dict[str, tuple[float, str]] = {}
+        self._pending: dict[str, concurrent.futures.Future[str]] = {}
+        self._lock = threading.Lock()
+        self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="resolve")
+
+    def key(self, name: str, wait: float | None = None) -> str:
+        """The name's address key; ``wait`` (default ``timeout``) bounds the wait for a lookup
+        not cached yet (it goes on in the background and fills the cache)."""
+        with self._lock:
+            cached = self._names.get(name)
+            if cached is not None and cached[0] > self.clock():
+                return cached[1]
+            pending = self._pending.get(name)  # one lookup per name at a time
+            if pending is None:
+                pending = self._pending[name] = self._pool.submit(self._lookup, name)
+        try:
+            return pending.result(timeout=self.timeout if wait is None else wait)
+        except concurrent.futures.TimeoutError:
+            return name  # slow DNS: keyed by name until the lookup ends
+
+    def _lookup(self, name: str) -> str:
+        try:
+            addresses = self._resolve(name)
+        except (OSError, UnicodeError):
+            addresses = []
+        keys = sorted({k for a in addresses if (k := literal_address(a)) is not None})
+        key = keys[0] if keys else name
+        now = self.clock()
+        with self._lock:
+            if len(self._names) >= self.max_names:
+                self._names = {n: v for n, v in self._names.items() if v[0] > now}
+                if len(self._names) >= self.max_names:
+                    self._names.clear()
+            self._names[name] = (now + self.ttl, key)
+            self._pending.pop(name, None)
+        return key
+
+
+def _getaddrinfo(name: str) -> list[str]:
+    infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+_CACHE = AddressCache()
+
+
+def address_key(url: str, *, cache: AddressCache | None = None, wait: float | None = None) -> str:
+    """The pacing key of a remote URL: the address it reaches, whatever the spelling.
+
+    IP literals in every legacy form, and names (through ``getaddrinfo``, cached briefly),
+    map to one address (IPv6: its /64); the port is ignored. So ``http://127.1/``,
+    ``http://2130706433/`` and a name resolving to 127.0.0.1 share one bucket.
+    """
     try:
         host = urlsplit(url).hostname
     except ValueError:
         host = None
-    return (host or "unknown").rstrip(".")
+    if not host:
+        return "unknown"
+    host = host.rstrip(".").lower()
+    literal = literal_address(host)
+    if literal is not None:
+        return literal
+    return (cache or _CACHE).key(host, wait)

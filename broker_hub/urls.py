@@ -48,3 +48,18 @@ def with_query(url: str, params: dict[str, str]) -> str:
     if url.endswith(("?", "&")):
         return f"{url}{extra}"
     return f"{url}&{extra}"
+
+
+def display_url(url: str) -> str:
+    """``url`` as pages, log lines and metrics may show it: no userinfo (the fetcher sends it
+    as Basic credentials), no query string (a callback's may carry a token), no fragment."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<invalid URL>"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    return f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else f"{netloc}{parts.path}"

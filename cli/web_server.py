@@ -12,21 +12,25 @@ from broker_hub.services import Services
 
 def serve_granian(settings: Settings) -> None:
     """Run the web front under Granian: a production server whose HTTP handling is native
-    code (Rust), with ``HUB_WEB_WORKERS`` processes of ``HUB_WEB_THREADS`` WSGI threads each.
+    code (Rust), with ``HUB_WEB_WORKERS`` processes of ``HUB_WEB_THREADS`` Flask threads each.
 
-    Each worker builds the app with ``create_app()``, reading the same ``HUB_*`` environment.
+    Granian speaks RSGI to :mod:`web.rsgi`, which reads each request body on the event loop
+    (within ``HUB_WEB_BODY_TIMEOUT``) before it takes a thread: slow bodies cannot starve the
+    threads. HTTP/1.1 only: with h2c, one connection could carry hundreds of slow streams.
+    Each worker builds the app with ``web.rsgi.create_front()``, reading the ``HUB_*``
+    environment.
     """
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import HTTPModes, Interfaces
 
     Granian(
-        "web:create_app",
+        "web.rsgi:create_front",
         factory=True,
-        interface=Interfaces.WSGI,
+        interface=Interfaces.RSGI,
+        http=HTTPModes.http1,
         address=settings.host,
         port=settings.port,
         workers=settings.web_workers,
-        blocking_threads=settings.web_threads,
         backlog=2048,
         log_access=False,  # a bodiless POST may carry hub.secret in its query string
         respawn_failed_workers=True,

@@ -7,6 +7,7 @@ import logging
 import time
 
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from broker_hub import topology
 from broker_hub.config import Settings
@@ -51,7 +52,7 @@ def hub_endpoint() -> Response:
     mode = "unknown"
     try:
         _check_rate(state.rate_limiter, settings)
-        body = request.get_data(cache=False)
+        body = _read_body(settings.max_request_bytes)
         pairs = parse_form(request.content_type, body, request.query_string)
         if ("hub.mode", "publish") in pairs:
             _check_publish_token(settings.publish_token, pairs)
@@ -81,6 +82,31 @@ def hub_endpoint() -> Response:
         response = _text(f"503 {exc}; retry later", 503, {"Retry-After": "5"})
     metrics.requests.labels(mode, str(response.status_code)).inc()
     return response
+
+
+def _read_body(limit: int) -> bytes:
+    """The whole request body, or 413 when it is longer than ``limit`` (HUB_MAX_REQUEST_BYTES).
+
+    A chunked body has no Content-Length to check up front; werkzeug's stream stops at the
+    app's MAX_CONTENT_LENGTH (``limit + 1``) without saying so, which would cut a form after
+    the limit (a subscribe would lose its ``hub.secret``): whatever reaches ``limit + 1``
+    bytes is refused, never cut.
+    """
+    too_large = BadRequest(f"the request body is longer than {limit} bytes", status=413)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while size <= limit:
+            chunk = request.stream.read(limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except RequestEntityTooLarge:
+        raise too_large from None
+    if size > limit:
+        raise too_large
+    return b"".join(chunks)
 
 
 def _check_rate(limiter: RateLimiter, settings: Settings) -> None:
@@ -121,7 +147,9 @@ def _check_publish_token(token: str, pairs: list[tuple[str, str]]) -> None:
 
 def _accept_publish(topics: tuple[str, ...]) -> None:
     """Count the ping and queue a fetch for each topic, unless one is queued and not started
-    yet: pings that arrive before the fetch ran are coalesced into it."""
+    yet: pings that arrive before the fetch ran are coalesced into it. A topic nobody
+    subscribes is neither counted nor fetched (record_ping decides it in the same statement):
+    anonymous pings cannot make the hub fetch and store any URL. Still 204, as WebSub says."""
     services = web_state().services
     storage, publisher, metrics = services.storage, services.publisher, services.metrics
     now = time.time()

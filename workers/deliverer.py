@@ -16,18 +16,16 @@ import queue
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from broker_hub import topology
 from broker_hub.errors import Unavailable
-from broker_hub.messages import DeliverBatch, DeliverOne, Message, Parked, as_record
+from broker_hub.messages import DeliverBatch, DeliverOne, Message
 from broker_hub.opsview import error_class
 from broker_hub.retry import (
     DELIVERED,
     GONE,
     Attempt,
-    backoff_delay,
     classify_delivery,
 )
 from broker_hub.services import Services
@@ -37,7 +35,9 @@ from workers.http_engine import HttpEngine
 from workers.inbound import Inbound
 from workers.ordering import RECHECK_SECONDS, DeliveryOrder
 from workers.pacing import Pacing
+from workers.redelivery import Job, Redelivery
 from workers.role import Consume, Periodic, Role, RoleSpec
+from workers.slots import Lanes
 
 logger = logging.getLogger(__name__)
 LABELS_REFRESH_SECONDS = 60.0
@@ -46,18 +46,7 @@ FLUSH_EVERY = 128  # outcomes handed to the consumer thread at once...
 FLUSH_SECONDS = 0.02  # ...or after this long, whichever comes first
 
 
-@dataclass(eq=False)
-class _Job:
-    """One broker message in flight: acked once all its deliveries are recorded."""
-
-    inbound: Inbound
-    remaining: int
-    notification: Notification | None = None
-    attempt: int = 1
-    unrecorded: bool = False  # a retry could not be published: requeue instead of ack
-
-
-class Deliverer(Role):
+class Deliverer(Role, Redelivery):
     """Consumes the deliver queue: DeliverBatch and DeliverOne (a retry) messages."""
 
     name = "deliverer"
@@ -89,6 +78,8 @@ class Deliverer(Role):
                              backoff_base=settings.delivery_backoff_base, clock=self.clock)
         # concurrency per batch message, so that `prefetch` batches fill the connection pool
         self._batch_workers = max(8, settings.delivery_concurrency // settings.prefetch)
+        # slots per address, retry shares, the delay for what waits (workers/redelivery.py)
+        self._init_redelivery(settings, self._batch_workers)
 
     def consumes(self) -> list[Consume]:
         return [
@@ -110,7 +101,7 @@ class Deliverer(Role):
         for mirror in self.pacing.refresh():
             self._latency_children.pop(mirror, None)
 
-    def _hold_back(self, job: _Job, subs: list[Subscription], pinged_at: float
+    def _hold_back(self, job: Job, subs: list[Subscription], pinged_at: float
                    ) -> list[Subscription]:
         """The subscriptions to deliver now; those of paused mirrors wait in the delay queue
         for the breaker's pause (the attempt is not counted: pausing never parks)."""
@@ -147,7 +138,7 @@ class Deliverer(Role):
             subs = self.storage.due_in_range(
                 msg.topic, msg.first_id, msg.last_id, msg.notification_id, self.clock()
             )
-            job = _Job(inbound, len(subs), self._notification(msg.notification_id))
+            job = Job(inbound, len(subs), self._notification(msg.notification_id))
         else:
             assert isinstance(msg, DeliverOne)
             sub = self.storage.subscription(msg.subscription_id)
@@ -158,9 +149,15 @@ class Deliverer(Role):
             ):
                 self.metrics.deliveries.labels(self.pacing.label(_mirror(sub)), "dropped").inc()
                 subs = []
+            elif self._retry_is_full(sub, msg.notification_id):
+                if inbound.later(msg, self._defer):  # not an attempt: it waits, holding nothing
+                    self.metrics.deliveries.labels(self.pacing.label(sub.mirror), "deferred").inc()
+                return
             else:
                 subs = [sub]
-            job = _Job(inbound, len(subs), self._notification(msg.notification_id), msg.attempt)
+            job = Job(inbound, len(subs), self._notification(msg.notification_id), msg.attempt)
+            if subs:
+                job.retry = (subs[0].id, msg.notification_id)
         if job.notification is None and subs:
             if inbound.park_message(msg, "notification no longer stored"):
                 self.metrics.parked.labels("unexpected").inc()
@@ -173,6 +170,8 @@ class Deliverer(Role):
             return
         assert job.notification is not None
         self.jobs += 1
+        if job.retry is not None:
+            self._retry_started(job, subs[0])
         logger.debug(
             "notification %d: %d deliveries start %.1f ms after the ping",
             job.notification.id,
@@ -181,7 +180,7 @@ class Deliverer(Role):
         )
         self.engine.submit(self._deliver_task(job, subs, msg.pinged_at))
 
-    async def _deliver_task(self, job: _Job, subs: list[Subscription], pinged_at: float) -> None:
+    async def _deliver_task(self, job: Job, subs: list[Subscription], pinged_at: float) -> None:
         """Deliver to every subscription at once (the engine bounds concurrency); hand the
         outcomes to the consumer thread in chunks, so progress is recorded as it happens."""
         assert job.notification is not None
@@ -200,14 +199,27 @@ class Deliverer(Role):
             results.clear()
             flushed = loop.time()
 
-        pending = iter(subs)
+        lanes = Lanes(subs, self.slots, self._per_batch)
 
         async def worker() -> None:
-            for sub in pending:
+            while lanes:
+                sub = lanes.take()
+                if sub is None:
+                    # Hosts whose callbacks hang (their slots full) wait in the delay queue as
+                    # retries of their own, so that this message is not held for them; a host
+                    # merely busy in this batch gets its next slot here.
+                    spilled = lanes.spill(self.slots.full)
+                    if spilled:
+                        self._done.put(("spill", job, spilled, pinged_at))
+                    else:
+                        await self.slots.wait_for_release(self._defer)
+                    continue
                 try:
                     attempt = await distribution.deliver(self.engine, sub)
                 except Exception as exc:  # noqa: BLE001 - recorded as a failed attempt
                     attempt = Attempt(None, exc.__class__.__name__)
+                finally:
+                    lanes.done(sub)
                 if attempt.status is not None and 200 <= attempt.status < 300:
                     self._latency(sub.mirror).observe(max(0.0, time.time() - pinged_at))
                 results.append((sub, attempt))
@@ -229,7 +241,7 @@ class Deliverer(Role):
 
     def _record_delivery(
         self,
-        job: _Job,
+        job: Job,
         sub: Subscription,
         attempt: Attempt,
         pinged_at: float,
@@ -254,55 +266,23 @@ class Deliverer(Role):
         self.metrics.deliveries.labels(label, outcome).inc()
         job.remaining -= 1
 
-    def _retry_delivery(
-        self, job: _Job, sub: Subscription, attempt: Attempt, pinged_at: float
-    ) -> str:
-        notification = job.notification
-        assert notification is not None
-        error = attempt.error or f"HTTP {attempt.status}"
-        try:
-            if job.attempt >= self.settings.delivery_max_attempts:
-                self.publisher.publish(
-                    Parked(
-                        reason=f"delivery failed: {error}",
-                        original=as_record(
-                            DeliverOne(notification.id, sub.id, pinged_at, job.attempt, error)
-                        ),
-                        parked_at=self.clock(),
-                        mirror=sub.mirror,
-                        topic=notification.topic,
-                        attempts=job.attempt,
-                    ),
-                    topology.PARKED,
-                )
-                self.metrics.parked.labels("delivery").inc()
-                return "parked"
-            delay = backoff_delay(job.attempt, self.settings.delivery_backoff_base)
-            if attempt.status in (429, 503) and attempt.retry_after is not None:
-                delay = max(delay, attempt.retry_after)
-            self.publisher.publish_delayed(
-                DeliverOne(notification.id, sub.id, pinged_at, job.attempt + 1, error),
-                topology.DELIVER,
-                delay,
-            )
-        except Unavailable:
-            job.unrecorded = True
-        return "refused" if attempt.forbidden else "failed"
-
     # -- the consumer thread's side ---------------------------------------------------------
 
     def tick(self, max_items: int = 20000) -> None:
         """Record finished work in one transaction, then ack what is complete."""
         delivered: list[tuple[int, int]] = []
-        finished: list[_Job] = []
+        finished: list[Job] = []
         for _ in range(max_items):
             try:
                 item = self._done.get_nowait()
             except queue.Empty:
                 break
-            _, job, chunk, pinged_at = item
-            for sub, attempt in chunk:
-                self._record_delivery(job, sub, attempt, pinged_at, delivered)
+            kind, job, chunk, pinged_at = item
+            if kind == "spill":
+                self._spill(job, chunk, pinged_at)
+            else:
+                for sub, attempt in chunk:
+                    self._record_delivery(job, sub, attempt, pinged_at, delivered)
             if job.remaining == 0:
                 finished.append(job)
         self.storage.mark_delivered(delivered)
@@ -310,6 +290,7 @@ class Deliverer(Role):
             results, self._mirror_results = self._mirror_results, []
             self.storage.record_mirror_results(results, self.clock())
         for job in finished:
+            self._retry_ended(job)
             if job.unrecorded:
                 job.inbound.requeue()
             else:

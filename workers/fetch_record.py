@@ -57,8 +57,11 @@ def plan_fetch(
     lease_until: float,
     state: TopicState | None,
     fetched: Fetched,
+    *,
+    max_entries: int = feeds.DEFAULT_MAX_ENTRIES,
 ) -> FetchPlan:
-    """Diff a 200 (or take a 304) against the state the fetch started from."""
+    """Diff a 200 (or take a 304) against the state the fetch started from; a feed of more
+    than ``max_entries`` entries (HUB_FEED_MAX_ENTRIES) is refused like hostile XML."""
     if fetched.status == 304:
         return covered_only(msg.topic, claim, lease_until, "not_modified")
     digest = hashlib.sha256(fetched.body).hexdigest()
@@ -73,7 +76,9 @@ def plan_fetch(
         return FetchPlan("unchanged", leaves(state.entries))
     previous = json.loads(state.entries) if state and state.entries else None
     try:
-        diff = feeds.diff_feed(fetched.body, fetched.content_type, previous)
+        diff = feeds.diff_feed(
+            fetched.body, fetched.content_type, previous, max_entries=max_entries
+        )
     except feeds.HostileXML as exc:
         logger.warning("refusing hostile XML from %s: %s", host_label(msg.topic), exc)
         return covered_only(msg.topic, claim, lease_until, "refused")

@@ -149,6 +149,11 @@ class Fetcher(Role):
     def _begin(self, msg: FetchTopic, *, redelivered: bool) -> _Started | float | None:
         if self._covered(msg, self.storage.topic_state(msg.topic)):
             return None
+        if not self.storage.has_subscribers(msg.topic, self.clock()):
+            # nobody subscribes (any more): fetch and store nothing; a later ping queues anew
+            self.storage.unqueue(msg.topic, msg.seq)
+            self.metrics.fetches.labels("unsubscribed").inc()
+            return None
         wait = self.pacer.delay(host_key(msg.topic), to_body(msg))
         if wait > 0:  # HUB_FETCH_RATE_PER_HOST: come back later, never dropped
             self.metrics.fetches.labels("deferred").inc()
@@ -180,7 +185,10 @@ class Fetcher(Role):
             return covered_only(msg.topic, claim, started.lease.until, "refused")
         finally:
             self.metrics.fetch_duration.observe(time.perf_counter() - started.started)
-        return plan_fetch(msg, claim, started.lease.until, started.state, fetched)
+        return plan_fetch(
+            msg, claim, started.lease.until, started.state, fetched,
+            max_entries=self.settings.feed_max_entries,
+        )  # fmt: skip
 
     def _release(self, topic: str, lease: FetchClaim) -> None:
         if lease.until:

@@ -18,19 +18,20 @@ from collections.abc import Callable
 from broker_hub import topology
 from broker_hub.leases import clamp_lease
 from broker_hub.messages import VerifyIntent
-from broker_hub.ratelimit import Pacer, host_key
+from broker_hub.ratelimit import Pacer, address_key
 from broker_hub.retry import Attempt, backoff_delay, verification_retryable
 from broker_hub.services import Services
-from broker_hub.storage import VerifiedChange
-from broker_hub.urls import host_label, with_query
+from broker_hub.storage import SubscriptionLimits, VerifiedChange
+from broker_hub.urls import with_query
 from workers.http_engine import HttpEngine
 from workers.inbound import Inbound
 from workers.role import Consume, Role, RoleSpec
+from workers.slots import AddressSlots
 
 logger = logging.getLogger(__name__)
 
 CHALLENGE_BYTES = 32
-Outcome = tuple[VerifyIntent, Inbound, int | None, bool, Attempt]
+Outcome = tuple[VerifyIntent, Inbound, int | None, bool, Attempt, tuple[str, int]]
 
 
 class Verifier(Role):
@@ -54,7 +55,19 @@ class Verifier(Role):
         self.pending = 0  # messages taken, not settled yet
         self.pacer = Pacer(settings.verify_rate_per_host)
         self._done: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-        self._incoming: list[tuple[VerifyIntent, Inbound]] = []
+        self._incoming: list[tuple[VerifyIntent, Inbound, tuple[str, int]]] = []
+        # Isolation (issue 15): verifications in flight per callback address; the rest wait
+        # in the delay queue (holding no prefetch slot), so hanging callbacks of one party
+        # cannot hold every slot of HUB_VERIFY_PREFETCH.
+        self.slots = AddressSlots(
+            max(1, min(settings.verify_slots_per_address, settings.verify_prefetch // 2)),
+            slow_after=min(1.0, settings.http_timeout / 4),
+            remember=settings.http_timeout,
+        )
+        self._defer = max(0.5, settings.http_timeout / 2)
+        self.limits = SubscriptionLimits(
+            settings.max_subscriptions_per_topic, settings.max_subscriptions_per_host
+        )
 
     def consumes(self) -> list[Consume]:
         return [
@@ -65,19 +78,25 @@ class Verifier(Role):
         return self.pending
 
     def on_verify(self, msg: VerifyIntent, inbound: Inbound) -> None:
+        # keyed by the address the callback reaches, whatever its spelling; a name not in the
+        # cache yet is looked up in the background (the consumer thread never waits for DNS)
+        key = address_key(msg.callback, wait=0.05)
+        if self.slots.full(key):
+            if inbound.later(msg, self._defer):  # not an attempt: it waits, holding nothing
+                self.metrics.verifications.labels(msg.mode, "deferred").inc()
+            return
         # the message's own body is its pacing ticket (a delayed copy comes back byte for byte)
-        wait = (
-            self.pacer.delay(host_key(msg.callback), inbound.raw.body) if self.pacer.enabled else 0
-        )
+        wait = self.pacer.delay(key, inbound.raw.body) if self.pacer.enabled else 0
         if wait > 0:  # HUB_VERIFY_RATE_PER_HOST: come back later, never dropped
             if inbound.later(msg, wait):
                 self.metrics.verifications.labels(msg.mode, "deferred").inc()
             return
         self.pending += 1
-        denial = self._denial_reason(msg) if msg.mode == "subscribe" else ""
+        token = self.slots.try_acquire(key)  # not full just now, and only this thread takes
+        denial = self._denial_reason(msg, key) if msg.mode == "subscribe" else ""
         if denial:
             msg = dataclasses.replace(msg, mode="denied", reason=denial)
-        self._incoming.append((msg, inbound))
+        self._incoming.append((msg, inbound, (key, token)))
 
     def _submit(self) -> None:
         """Hand the intents read since the last tick to the event loop in one go."""
@@ -85,10 +104,12 @@ class Verifier(Role):
             batch, self._incoming = self._incoming, []
             self.engine.submit(self._verify_all(batch))
 
-    async def _verify_all(self, batch: list[tuple[VerifyIntent, Inbound]]) -> None:
-        await asyncio.gather(*(self._verify_task(msg, inbound) for msg, inbound in batch))
+    async def _verify_all(self, batch: list[tuple[VerifyIntent, Inbound, tuple[str, int]]]) -> None:
+        await asyncio.gather(*(self._verify_task(*item) for item in batch))
 
-    def _denial_reason(self, msg: VerifyIntent) -> str:
+    def _denial_reason(self, msg: VerifyIntent, key: str) -> str:
+        """An early answer for an intent over a limit (the limits are enforced again, atomically,
+        when the verified subscription is written: :meth:`tick`)."""
         s, now = self.settings, self.clock()
         if not (s.max_subscriptions_per_topic or s.max_subscriptions_per_host):
             return ""
@@ -99,13 +120,14 @@ class Verifier(Role):
         ):
             return "the topic has reached its subscription limit"
         if s.max_subscriptions_per_host and (
-            self.storage.count_for_host(host_label(msg.callback), now)
-            >= s.max_subscriptions_per_host
+            self.storage.count_for_address(key, now) >= s.max_subscriptions_per_host
         ):
             return "the callback host has reached its subscription limit"
         return ""
 
-    async def _verify_task(self, msg: VerifyIntent, inbound: Inbound) -> None:
+    async def _verify_task(
+        self, msg: VerifyIntent, inbound: Inbound, slot: tuple[str, int]
+    ) -> None:
         lease = clamp_lease(msg.lease_seconds, self.settings) if msg.mode == "subscribe" else None
         try:
             if msg.mode == "denied":
@@ -114,7 +136,7 @@ class Verifier(Role):
                 ok, attempt = await verify(self.engine, msg, lease)
         except Exception as exc:  # noqa: BLE001 - recorded as a failed attempt
             ok, attempt = False, Attempt(None, exc.__class__.__name__)
-        self._done.put((msg, inbound, lease, ok, attempt))
+        self._done.put((msg, inbound, lease, ok, attempt, slot))
 
     def tick(self, max_items: int = 5000) -> None:
         """Submit what arrived; apply the confirmed intents in one transaction; then retries,
@@ -136,14 +158,28 @@ class Verifier(Role):
                 secret=msg.secret,
                 lease_seconds=lease or 0,
             )
-            for msg, _, lease, ok, _ in items
+            for msg, _, lease, ok, _, _ in items
             if ok and msg.mode != "denied"
         ]
+        refused: set[tuple[str, str]] = set()
         if confirmed:
-            self.storage.apply_verified(confirmed, self.clock())
-        for msg, inbound, _, ok, attempt in items:
-            self._after(msg, inbound, ok, attempt)
+            over = self.storage.apply_verified(confirmed, self.clock(), limits=self.limits)
+            refused = {(change.topic, change.callback) for change in over}
+        for msg, inbound, _, ok, attempt, slot in items:
+            self.slots.release(*slot)
+            if msg.mode == "subscribe" and (msg.topic, msg.callback) in refused:
+                self._deny_late(msg, inbound)
+            else:
+                self._after(msg, inbound, ok, attempt)
             self.pending -= 1
+
+    def _deny_late(self, msg: VerifyIntent, inbound: Inbound) -> None:
+        """A verified subscribe that the limits refused when it was written (another one got
+        the last place first): tell the subscriber, as for an early denial."""
+        reason = "the topic or the callback's address has reached its subscription limit"
+        self.engine.submit(deny(self.engine, dataclasses.replace(msg, reason=reason)))
+        self.metrics.verifications.labels("subscribe", "denied").inc()
+        inbound.ack()
 
     def _after(self, msg: VerifyIntent, inbound: Inbound, ok: bool, attempt: Attempt) -> None:
         if msg.mode == "denied":

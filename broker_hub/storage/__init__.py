@@ -22,13 +22,14 @@ from broker_hub.storage.records import (
     SourceState,
     SubscribedTopic,
     Subscription,
+    SubscriptionLimits,
     TopicState,
     TopicSummary,
     VerifiedChange,
 )
 from broker_hub.storage.sources import SourceQueries
+from broker_hub.storage.subscribe import SubscriptionWrites
 from broker_hub.storage.topics import TopicQueries
-from broker_hub.urls import host_label
 
 __all__ = [
     "FetchClaim",
@@ -43,6 +44,7 @@ __all__ = [
     "Storage",
     "SubscribedTopic",
     "Subscription",
+    "SubscriptionLimits",
     "TopicRow",
     "TopicState",
     "TopicSummary",
@@ -50,7 +52,8 @@ __all__ = [
 ]
 
 _SUB_COLUMNS = (
-    "id, topic, callback, secret, lease_seconds, expires_at, delivered_upto, callback_host"
+    "id, topic, callback, secret, lease_seconds, expires_at, delivered_upto, callback_host, "
+    "callback_address"
 )
 
 
@@ -64,12 +67,16 @@ def _subscription(row: tuple) -> Subscription:
         expires_at=row[5],
         delivered_upto=row[6],
         mirror=row[7],
+        address=row[8],
     )
 
 
-class Storage(TopicQueries, NotificationQueries, SourceQueries, HealthQueries):
+class Storage(
+    TopicQueries, NotificationQueries, SourceQueries, HealthQueries, SubscriptionWrites
+):
     """The SQL implementation of :class:`broker_hub.storage.api.Store` (a topic's pings and
-    fetches: :class:`TopicQueries`; notifications: :class:`NotificationQueries`).
+    fetches: :class:`TopicQueries`; notifications: :class:`NotificationQueries`; writing
+    subscriptions under their limits: :class:`SubscriptionWrites`; sources, mirror health).
     Thread-safe: each thread gets its own connection."""
 
     def __init__(self, backend: Backend):
@@ -96,39 +103,6 @@ class Storage(TopicQueries, NotificationQueries, SourceQueries, HealthQueries):
         self.backend.close()
 
     # -- subscriptions ----------------------------------------------------------------------
-
-    def activate(
-        self, topic: str, callback: str, secret: str | None, lease_seconds: int, now: float
-    ) -> Subscription:
-        """Create the subscription, or replace its secret and lease (a verified re-subscribe)."""
-        row = self.backend.execute(
-            "INSERT INTO subscriptions (topic, callback, callback_host, secret, lease_seconds, "
-            "expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (topic, callback) DO UPDATE SET secret = excluded.secret, "
-            "lease_seconds = excluded.lease_seconds, expires_at = excluded.expires_at "
-            f"RETURNING {_SUB_COLUMNS}",
-            (
-                topic,
-                callback,
-                host_label(callback),
-                secret,
-                lease_seconds,
-                now + lease_seconds,
-                now,
-            ),
-        ).fetchone()
-        return _subscription(row)
-
-    def apply_verified(self, changes: list[VerifiedChange], now: float) -> None:
-        """Apply verified intents in one transaction."""
-        with self.backend.transaction():
-            for change in changes:
-                if change.mode == "subscribe":
-                    self.activate(
-                        change.topic, change.callback, change.secret, change.lease_seconds, now
-                    )
-                else:
-                    self.remove(change.topic, change.callback)
 
     def remove(self, topic: str, callback: str) -> bool:
         cur = self.backend.execute(

@@ -22,6 +22,7 @@ from broker_hub.storage.records import (
     SourceState,
     SubscribedTopic,
     Subscription,
+    SubscriptionLimits,
     TopicState,
     TopicSummary,
     VerifiedChange,
@@ -40,9 +41,23 @@ class Store(Protocol):
 
     # -- subscriptions
     def activate(
-        self, topic: str, callback: str, secret: str | None, lease_seconds: int, now: float
-    ) -> Subscription: ...
-    def apply_verified(self, changes: list[VerifiedChange], now: float) -> None: ...
+        self,
+        topic: str,
+        callback: str,
+        secret: str | None,
+        lease_seconds: int,
+        now: float,
+        *,
+        limits: SubscriptionLimits = ...,
+        address: str | None = None,
+    ) -> Subscription | None:
+        """None: a new subscription refused by ``limits`` (checked in the same write)."""
+
+    def apply_verified(
+        self, changes: list[VerifiedChange], now: float, *, limits: SubscriptionLimits = ...
+    ) -> list[VerifiedChange]:
+        """Apply in one transaction; returns the subscribes ``limits`` refused."""
+
     def remove(self, topic: str, callback: str) -> bool: ...
     def remove_by_id(self, subscription_id: int) -> bool: ...
     def subscription(self, subscription_id: int) -> Subscription | None: ...
@@ -56,6 +71,7 @@ class Store(Protocol):
     def count_subscriptions(self, now: float) -> dict[str, int]: ...
     def count_for_topic(self, topic: str, now: float) -> int: ...
     def count_for_host(self, callback_host: str, now: float) -> int: ...
+    def count_for_address(self, address: str, now: float) -> int: ...
     def has_subscribers(self, topic: str, now: float) -> bool: ...
     def subscribed_topics(
         self, topics: Iterable[str], now: float

@@ -78,6 +78,13 @@ STEPS: list[Step] = [
         )""",
         "CREATE INDEX IF NOT EXISTS notifications_topic_id ON notifications (topic, id)",
     ]),
+    # the address a callback reaches (broker_hub.ratelimit.address_key): what
+    # HUB_MAX_SUBSCRIPTIONS_PER_HOST counts, whatever the spelling or port (issue 15)
+    Step(3, "subscriptions.callback_address for the per-address limits", [], [
+        add_column_step("subscriptions", "callback_address", "TEXT NOT NULL DEFAULT ''"),
+        _sql_step("CREATE INDEX IF NOT EXISTS subscriptions_address "
+                  "ON subscriptions (callback_address)"),
+    ]),
 ]
 
 _VERSION_TABLE = (

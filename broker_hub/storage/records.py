@@ -16,6 +16,7 @@ class Subscription:
     expires_at: float
     delivered_upto: int = 0
     mirror: str = ""  # the callback's host[:port]: the metrics label
+    address: str = ""  # the address the callback reached when verified (ratelimit.address_key)
 
 
 class PingRecord(NamedTuple):
@@ -99,6 +100,15 @@ class TopicSummary:
     fetched_at: float | None
 
 
+class SubscriptionLimits(NamedTuple):
+    """HUB_MAX_SUBSCRIPTIONS_PER_TOPIC / _PER_HOST, enforced where a subscription is written."""
+
+    per_topic: int = 0  # 0: unlimited
+    per_address: int = 0  # active subscriptions whose callbacks reach one address; 0: unlimited
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_topic > 0 or self.per_address > 0
 @dataclass(frozen=True)
 class SourceState:
     """A source index the hub watches (PyPI): where its journal has been read to."""

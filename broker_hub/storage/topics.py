@@ -20,17 +20,22 @@ class TopicQueries:
 
         It does not when a message queued earlier has not been claimed by a fetcher yet:
         that fetch will read the current ``ping_seq`` when it starts, so it covers this ping.
+        A topic with no active subscription (at ``now``) is not counted, gets no row and no
+        fetch: ``PingRecord(0, False)`` (anonymous pings cannot fill the disk).
         """
         row = self.backend.execute(
-            "INSERT INTO topics (url, ping_seq, queued_seq, queued_at) VALUES (?, 1, 1, ?) "
+            "INSERT INTO topics (url, ping_seq, queued_seq, queued_at) SELECT ?, 1, 1, ? "
+            "WHERE EXISTS (SELECT 1 FROM subscriptions WHERE topic = ? AND expires_at > ?) "
             "ON CONFLICT (url) DO UPDATE SET ping_seq = topics.ping_seq + 1, "
             "queued_seq = CASE WHEN topics.queued_seq > topics.claimed_seq "
             "THEN topics.queued_seq ELSE topics.ping_seq + 1 END, "
             "queued_at = CASE WHEN topics.queued_seq > topics.claimed_seq "
             "THEN topics.queued_at ELSE excluded.queued_at END "
             "RETURNING ping_seq, queued_seq",
-            (topic, now),
+            (topic, now, topic, now),
         ).fetchone()
+        if row is None:
+            return PingRecord(0, False)
         seq = int(row[0])
         return PingRecord(seq, int(row[1]) == seq)
 

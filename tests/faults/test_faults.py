@@ -22,6 +22,7 @@ import requests
 from kombu import Connection, Producer
 
 from broker_hub import topology
+from broker_hub.storage import Storage
 from tests.support import rabbit
 from tests.support.hubs import (
     RunningHub,
@@ -271,6 +272,11 @@ def test_web_front_without_broker_answers_503_never_204(tmp_path, publisher, sub
     web = launch("web", env, log_dir=tmp_path)
     try:
         topic = publisher.set_topic("/k5", "x", "text/plain")
+        # a subscribed topic: pings of topics nobody subscribes queue nothing (and answer 204)
+        storage = Storage.from_url(env["HUB_DATABASE_URL"])
+        storage.create_schema()
+        storage.activate(topic, subscriber.url("/k5-other"), None, 3600, time.time())
+        storage.close()
         for data in (
             {"hub.mode": "publish", "hub.url": topic},
             {"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": subscriber.url("/k5")},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from flask.testing import FlaskClient
 
@@ -27,6 +29,7 @@ def test_subscribe_queues_one_verification(client: FlaskClient, services: Servic
 
 
 def test_publish_queues_one_fetch_for_a_burst(client: FlaskClient, services: Services) -> None:
+    services.storage.activate(TOPIC, CALLBACK, None, 3600, time.time())  # a subscribed topic
     for _ in range(3):
         response = client.post("/", data={"hub.mode": "publish", "hub.url": TOPIC})
         assert response.status_code == 204

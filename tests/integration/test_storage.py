@@ -32,6 +32,12 @@ def storage(database_url: str) -> Iterator[Storage]:
         store.close()
 
 
+def subscribed(storage: Storage, *topics: str) -> None:
+    """Give each topic an active subscription: pings of topics nobody subscribes are ignored."""
+    for topic in topics:
+        storage.activate(topic, "https://mirror.example/cb", None, 10**10, NOW)
+
+
 def fetch(storage: Storage, topic: str, seq: int, marker: str) -> None:
     storage.save_fetch(
         topic,
@@ -53,6 +59,7 @@ def test_ping_answers(storage: Storage) -> None:
 
 
 def test_record_ping_increments_per_topic(storage: Storage) -> None:
+    subscribed(storage, T, T2)
     assert [storage.record_ping(T).seq for _ in range(3)] == [1, 2, 3]
     assert storage.record_ping(T2).seq == 1
     assert storage.record_ping(T).seq == 4
@@ -67,6 +74,7 @@ def test_topic_state_unknown_is_none(storage: Storage) -> None:
 
 
 def test_save_fetch_records_state(storage: Storage) -> None:
+    subscribed(storage, T, T2)
     storage.record_ping(T)
     storage.record_ping(T)
     fetch(storage, T, 2, "one")
@@ -83,6 +91,7 @@ def test_save_fetch_records_state(storage: Storage) -> None:
 
 
 def test_save_fetch_never_moves_fetched_seq_backwards(storage: Storage) -> None:
+    subscribed(storage, T, T2)
     for _ in range(5):
         storage.record_ping(T)
     fetch(storage, T, 5, "new")
@@ -96,6 +105,7 @@ def test_save_fetch_never_moves_fetched_seq_backwards(storage: Storage) -> None:
 
 
 def test_mark_fetched_never_moves_backwards_and_keeps_content(storage: Storage) -> None:
+    subscribed(storage, T, T2)
     for _ in range(4):
         storage.record_ping(T)
     fetch(storage, T, 2, "c")
@@ -307,6 +317,7 @@ def test_delete_notifications_before(storage: Storage) -> None:
 
 
 def test_concurrent_record_ping_counts_exactly(storage: Storage) -> None:
+    subscribed(storage, T, T2)
     threads_n, pings = 8, 50
     results: list[list[int]] = [[] for _ in range(threads_n)]
     errors: list[BaseException] = []
@@ -338,6 +349,7 @@ def test_concurrent_record_ping_counts_exactly(storage: Storage) -> None:
 
 
 def test_pings_queue_one_fetch_until_a_fetcher_claims_it(storage: Storage) -> None:
+    subscribed(storage, T, T2)
     first, second, third = (storage.record_ping(T, now=10.0) for _ in range(3))
     assert (first.queue, second.queue, third.queue) == (True, False, False)
     assert storage.claim_fetch(T, 10.5, 30).seq == 3  # the fetch starting now covers 1..3
@@ -347,12 +359,14 @@ def test_pings_queue_one_fetch_until_a_fetcher_claims_it(storage: Storage) -> No
 
 
 def test_unqueue_lets_the_next_ping_queue_again(storage: Storage) -> None:
+    subscribed(storage, T, T2)
     ping = storage.record_ping(T, now=10.0)
     storage.unqueue(T, ping.seq)  # its message could not be published
     assert storage.record_ping(T, now=11.0).queue
 
 
 def test_stale_queued_finds_fetches_never_started(storage: Storage) -> None:
+    subscribed(storage, T, T2)
     storage.record_ping(T, now=100.0)
     storage.record_ping(T2, now=100.0)
     storage.claim_fetch(T2, 100.0, 30)
@@ -366,6 +380,7 @@ def test_stale_queued_finds_fetches_never_started(storage: Storage) -> None:
 
 
 def test_one_fetch_of_a_topic_at_a_time(storage: Storage) -> None:
+    subscribed(storage, T, T2)
     storage.record_ping(T, now=10.0)
     first = storage.claim_fetch(T, 10.0, 30)
     assert first.seq == 1 and first.until == 40.0 and not first.busy
@@ -379,6 +394,7 @@ def test_one_fetch_of_a_topic_at_a_time(storage: Storage) -> None:
 
 
 def test_an_expired_or_forced_lease_goes_to_the_next_fetcher(storage: Storage) -> None:
+    subscribed(storage, T, T2)
     storage.record_ping(T, now=10.0)
     first = storage.claim_fetch(T, 10.0, 30)
     assert storage.claim_fetch(T, 39.0, 30).busy

@@ -54,8 +54,8 @@ def test_status_page_escapes_and_hides_secrets(tmp_path: Path) -> None:
     storage = Storage.from_url(settings.database_url)
     storage.create_schema()
     topic = "https://u:pw@t.example/<script>alert(1)</script>?key=sekrit"
-    storage.record_ping(topic, 1.0)
     storage.activate(topic, "https://m.example/cb?token=sekrit2", "shh", 3600, 2e9)
+    storage.record_ping(topic, 1.0)  # after the subscription: unsubscribed topics keep no row
     storage.record_mirror_results([MirrorResult("m.example", False, 500, "http_5xx")], 2e9)
     messaging = Messaging(settings.broker_url, namespace=settings.namespace)
     app = create_app(services=Services(settings, storage, messaging, Metrics(process="web")))

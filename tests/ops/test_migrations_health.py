@@ -81,9 +81,9 @@ def test_mirror_health_backlog_and_snapshot(db_url: str) -> None:
     storage.create_schema()
     now = 10_000.0
     topic = "https://user:pw@feeds.example/f?token=abc"
-    storage.record_ping(topic, now - 50)
     good = storage.activate(topic, "http://good.example/cb?k=secret", "s3cret", 3600, now - 100)
     bad = storage.activate(topic, "http://bad.example:8080/cb?x=1", None, 3600, now - 100)
+    storage.record_ping(topic, now - 50)  # pings of topics nobody subscribes keep no row
     nid = storage.add_notification(topic, "application/atom+xml", b"<feed/>", now - 40, now - 40).id
     storage.mark_delivered([(good.id, nid)])
     storage.record_mirror_results([MirrorResult("good.example", True, 200)], now - 39)

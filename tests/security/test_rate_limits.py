@@ -110,6 +110,8 @@ def test_verifications_are_paced_per_callback_host_and_none_is_lost(paced_hub, s
 
 def test_fetches_are_paced_per_topic_host_and_none_is_lost(paced_hub, publisher):
     topics = [publisher.set_topic(f"/p{i}.txt", f"body {i}", "text/plain") for i in range(33)]
+    for topic in topics:  # pings of topics nobody subscribes are not fetched
+        paced_hub.storage.activate(topic, "http://example.invalid/cb", None, 3600, time.time())
     started = time.time()
     for topic in topics:
         assert paced_hub.publish(topic).status_code == 204
@@ -121,3 +123,27 @@ def test_fetches_are_paced_per_topic_host_and_none_is_lost(paced_hub, publisher)
     assert times[29] < 2.0
     assert times[30] >= 1.5 and times[32] >= 5.5
     assert paced_hub.metric("broker_hub_fetches_total", outcome="deferred") >= 3
+
+
+@pytest.fixture(scope="module")
+def strict_hub(hub_factory) -> Hub:
+    return hub_factory(HUB_ALLOW_PRIVATE_ADDRESSES="true", HUB_VERIFY_RATE_PER_HOST="10")
+
+
+def test_verification_pacing_counts_addresses_not_spellings(strict_hub, subscriber):
+    """Four spellings of one address share one bucket: 10 at once, not 4 x 10 (issue 15)."""
+    port = subscriber.port
+    spellings = ["127.0.0.1", "127.1", "2130706433", "0x7f.1"]
+    topic = "http://example.invalid/spellings"
+    started = time.time()
+    for i in range(20):
+        callback = f"http://{spellings[i % 4]}:{port}/s{i}"
+        assert strict_hub.subscribe(topic, callback).status_code == 202
+    verifications = wait_for(
+        lambda: (v := subscriber.verifications()) and len(v) >= 12 and v,
+        timeout=20,
+        message="12 verifications",
+    )
+    times = sorted(v["at"] - started for v in verifications)
+    assert times[9] < 3.0  # the burst of 10
+    assert times[10] >= 4.0  # then one every 6 s: the other spellings wait their turn

@@ -103,6 +103,7 @@ def test_name_resolving_to_loopback_is_refused_at_fetch(hub, publisher):
     alias = loopback_alias()
     publisher.set_topic("/alias-feed.xml", b"<feed/>")
     topic = f"http://{alias}:{publisher.port}/alias-feed.xml"
+    hub.storage.activate(topic, "http://mirror.invalid/cb", None, 3600, time.time())
     refused_before = hub.metric("broker_hub_fetches_total", outcome="refused")
     assert hub.publish(topic).status_code == 204
     wait_for(
@@ -141,7 +142,7 @@ def test_every_redirect_hop_of_a_fetch_is_checked(tmp_path, publisher, monkeypat
     engine.start()
     fetcher = Fetcher(Services(settings, storage, messaging, metrics), engine=engine)
     storage.activate(topic, "https://mirror.example/cb", None, 3600, time.time())
-    seq = storage.record_ping(topic).seq
+    seq = storage.record_ping(topic, time.time()).seq
     fetcher.handle(FetchTopic(topic=topic, seq=seq, pinged_at=time.time()))
     assert [f["path"] for f in publisher.fetches()] == ["/hop.xml"]
     assert metrics.fetches.labels("refused")._value.get() == 1

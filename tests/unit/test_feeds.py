@@ -8,7 +8,7 @@ import time
 import feedparser
 import pytest
 
-from broker_hub.feeds import FeedDiff, HostileXML, diff_feed, feed_kind
+from broker_hub.feeds import FeedDiff, HostileXML, TooManyEntries, diff_feed, feed_kind
 from tests.support.hostile_xml import billion_laughs
 
 ATOM = "application/atom+xml"
@@ -269,3 +269,37 @@ def test_utf16_feed() -> None:
     diff = diff_feed(body, ATOM, {"urn:a": prev.entries["urn:a"]})
     assert diff is not None and diff.changed == ("urn:b",)
     assert [e.id for e in feedparser.parse(diff.body).entries] == ["urn:b"]
+
+
+# -- issue 15: duplicate keys are numbered in linear time; the entry count is bounded --------
+
+
+def _duplicates(n: int) -> bytes:
+    return b'<feed xmlns="http://www.w3.org/2005/Atom">' + b"<entry/>" * n + b"</feed>"
+
+
+def test_duplicate_keys_are_numbered_in_linear_time() -> None:
+    # Counting up from 2 for every duplicate took 20 s for 16,000 entries here and grows with
+    # the square: 80,000 would take about 8 minutes, far past the test timeout. Linear: < 1 s.
+    n = 80_000
+    diff = diff_feed(_duplicates(n), ATOM, None, max_entries=n)
+    assert diff is not None and len(diff.entries) == n
+    base = next(iter(diff.entries))
+    assert f"{base}#2" in diff.entries and f"{base}#{n}" in diff.entries
+
+
+def test_duplicate_numbering_skips_literal_suffixed_keys() -> None:
+    body = atom(("x#2", "literal"), ("x", "a"), ("x", "b"), ("x#3", "literal too"), ("x", "c"))
+    diff = diff_feed(body, ATOM, None)
+    assert diff is not None
+    # same keys as before the fix: the smallest free "#n" from 2 up
+    assert list(diff.entries) == ["x#2", "x", "x#3", "x#3#2", "x#4"]
+
+
+def test_a_feed_over_the_entry_limit_is_refused() -> None:
+    with pytest.raises(TooManyEntries, match="more than 100 entries"):
+        diff_feed(_duplicates(101), ATOM, None, max_entries=100)
+    assert isinstance(TooManyEntries("x"), HostileXML)  # the fetcher refuses it like a bomb
+    diff = diff_feed(_duplicates(100), ATOM, None, max_entries=100)
+    assert diff is not None and len(diff.entries) == 100
+    assert feed_kind(_duplicates(20_000), ATOM) == "atom"  # sniffing is not limited

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from broker_hub.ratelimit import Pacer, RateLimiter, client_key, host_key, retry_after_header
+from broker_hub.ratelimit import (
+    AddressCache,
+    Pacer,
+    RateLimiter,
+    address_key,
+    client_key,
+    host_key,
+    retry_after_header,
+)
 
 
 class Clock:
@@ -69,3 +77,57 @@ def test_keys() -> None:
     assert host_key("http://example.org./") == "example.org"
     assert host_key("http://[::1/") == "unknown"
     assert retry_after_header(0.01) == "1" and retry_after_header(11.2) == "12"
+
+
+# -- issue 15: pacing counts addresses, not spellings ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/cb",
+        "http://127.1/cb",
+        "http://2130706433:8080/cb",
+        "http://0x7f.1/cb",
+        "http://0x7f000001/",
+        "http://127.0.0.01/cb",
+        "http://0177.0.0.1/cb",
+        "http://[::ffff:127.0.0.1]/cb",
+        "http://[::ffff:7f00:1]:9/cb",
+        "http://localhost/cb",  # a name: resolved (through /etc/hosts)
+    ],
+)
+def test_every_spelling_of_loopback_has_one_key(url: str) -> None:
+    assert address_key(url) == "127.0.0.1"
+
+
+def test_a_public_address_has_one_key_whatever_the_spelling() -> None:
+    spellings = ["93.184.216.34", "93.184.55330", "1572395042", "0x5d.0xb8.0xd8.0x22"]
+    assert {address_key(f"http://{s}/") for s in spellings} == {"93.184.216.34"}
+    # IPv6: one /64 is one site
+    assert address_key("http://[2001:db8::1]/") == address_key("http://[2001:db8::ffff]:81/")
+    assert address_key("http://[2001:db8::1]/") == "2001:db8::/64"
+
+
+def test_names_are_resolved_once_and_cached_briefly() -> None:
+    clock, calls = Clock(), []
+
+    def resolve(name: str) -> list[str]:
+        calls.append(name)
+        return ["10.0.0.9", "10.0.0.7"] if name == "victim.example" else []
+
+    cache = AddressCache(ttl=60, clock=clock, resolve=resolve)
+    assert address_key("http://Victim.Example./a", cache=cache) == "10.0.0.7"
+    assert address_key("http://victim.example:8080/b", cache=cache) == "10.0.0.7"
+    assert calls == ["victim.example"]
+    clock.now += 61
+    address_key("http://victim.example/", cache=cache)
+    assert calls == ["victim.example"] * 2
+    assert address_key("http://nowhere.example/", cache=cache) == "nowhere.example"
+
+
+def test_a_pacer_keyed_by_address_paces_all_spellings_together() -> None:
+    pacer = Pacer(3, clock=Clock())
+    urls = [f"http://{h}/cb" for h in ("127.1", "2130706433", "0x7f.1", "127.0.0.01")] * 3
+    waits = [pacer.delay(address_key(u), u + str(i)) for i, u in enumerate(urls)]
+    assert sum(1 for w in waits if w == 0) == 3  # a limit of 3 lets 3 through, not 12

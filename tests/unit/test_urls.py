@@ -1,4 +1,4 @@
-"""Unit tests for broker_hub.urls: validate_url, with_query and host_label."""
+"""Unit tests for broker_hub.urls: validate_url, with_query, host_label and display_url."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from broker_hub.errors import BadRequest
-from broker_hub.urls import host_label, validate_url, with_query
+from broker_hub.urls import display_url, host_label, validate_url, with_query
 
 # --- validate_url --------------------------------------------------------------------------------
 
@@ -127,3 +127,19 @@ def test_with_query_escapes_values() -> None:
 )
 def test_host_label(url: str, label: str) -> None:
     assert host_label(url) == label
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:pw@example.com/feed", "http://example.com/feed"),
+        ("https://tok@example.com:8443/a?b=c", "https://example.com:8443/a"),
+        ("http://example.com/cb?secret=s3cr3t#frag", "http://example.com/cb"),
+        ("http://[::1]:80/x", "http://[::1]:80/x"),
+        ("http://example.com:99999/", "<invalid URL>"),
+        ("http://Example.COM/Feed", "http://example.com/Feed"),
+    ],
+)
+def test_display_url_drops_userinfo_and_query(url: str, shown: str) -> None:
+    assert display_url(url) == shown
+    assert "pw" not in display_url(url) and "secret" not in display_url(url)
