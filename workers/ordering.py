@@ -8,7 +8,8 @@ its own new entries, so N's would be lost. ``bench.scale`` showed it with 4 deli
 notification of the topic but not N yet waits (in the delay queue, holding no consumer slot)
 until N is recorded, for at most ``wait`` seconds after N's ping: a mirror that keeps failing
 N does not hold N+1 back for longer than that (N's retry is dropped once N+1 reached it, as
-before). A subscription that has had nothing yet (new) never waits.
+before). A subscription verified after that notification was stored (so it was not fanned
+out to it) never waits for it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ class DeliveryOrder:
         previous = self.previous(notification)
         if previous is None or self.clock() - previous.pinged_at > self.wait:
             return set()
-        return {s.id for s in subs if 0 < s.delivered_upto < previous.id}
+        return {
+            s.id
+            for s in subs
+            if s.delivered_upto < previous.id and s.created_at <= previous.created_at
+        }
 
     def previous(self, notification: Notification) -> Notification | None:
         if notification.sequence <= 1:

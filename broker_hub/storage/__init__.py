@@ -13,6 +13,7 @@ from broker_hub.storage.health import HealthQueries, MirrorHealth, MirrorResult,
 from broker_hub.storage.migrations import migrate
 from broker_hub.storage.notifications import NotificationQueries
 from broker_hub.storage.records import (
+    SUB_COLUMNS,
     FetchClaim,
     FinishedFetch,
     NewNotification,
@@ -26,6 +27,7 @@ from broker_hub.storage.records import (
     TopicState,
     TopicSummary,
     VerifiedChange,
+    subscription_from_row,
 )
 from broker_hub.storage.sources import SourceQueries
 from broker_hub.storage.subscribe import SubscriptionWrites
@@ -51,24 +53,6 @@ __all__ = [
     "VerifiedChange",
 ]
 
-_SUB_COLUMNS = (
-    "id, topic, callback, secret, lease_seconds, expires_at, delivered_upto, callback_host, "
-    "callback_address"
-)
-
-
-def _subscription(row: tuple) -> Subscription:
-    return Subscription(
-        id=row[0],
-        topic=row[1],
-        callback=row[2],
-        secret=row[3],
-        lease_seconds=row[4],
-        expires_at=row[5],
-        delivered_upto=row[6],
-        mirror=row[7],
-        address=row[8],
-    )
 
 
 class Storage(
@@ -116,16 +100,16 @@ class Storage(
 
     def subscription(self, subscription_id: int) -> Subscription | None:
         row = self.backend.execute(
-            f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE id = ?", (subscription_id,)
+            f"SELECT {SUB_COLUMNS} FROM subscriptions WHERE id = ?", (subscription_id,)
         ).fetchone()
-        return _subscription(row) if row else None
+        return subscription_from_row(row) if row else None
 
     def find_subscription(self, topic: str, callback: str) -> Subscription | None:
         row = self.backend.execute(
-            f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE topic = ? AND callback = ?",
+            f"SELECT {SUB_COLUMNS} FROM subscriptions WHERE topic = ? AND callback = ?",
             (topic, callback),
         ).fetchone()
-        return _subscription(row) if row else None
+        return subscription_from_row(row) if row else None
 
     def id_ranges(self, topic: str, now: float, batch_size: int) -> Iterator[tuple[int, int]]:
         """The topic's active subscription ids cut into ranges of ``batch_size`` subscriptions,
@@ -147,11 +131,11 @@ class Storage(
     ) -> list[Subscription]:
         """Active subscriptions in the id range that have not yet had this notification."""
         rows = self.backend.execute(
-            f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE topic = ? AND id BETWEEN ? AND ? "
+            f"SELECT {SUB_COLUMNS} FROM subscriptions WHERE topic = ? AND id BETWEEN ? AND ? "
             "AND expires_at > ? AND delivered_upto < ? ORDER BY id",
             (topic, first_id, last_id, now, notification_id),
         ).fetchall()
-        return [_subscription(row) for row in rows]
+        return [subscription_from_row(row) for row in rows]
 
     def mark_delivered(self, pairs: Iterable[tuple[int, int]]) -> None:
         """Record (subscription id, notification id) deliveries; never moves backwards.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from broker_hub.storage.backends import Backend
 from broker_hub.storage.records import NewNotification, Notification
 
-_COLUMNS = "id, topic, content_type, body, pinged_at, sequence"
+_COLUMNS = "id, topic, content_type, body, pinged_at, sequence, created_at"
 
 
 def _notification(row: tuple) -> Notification:
@@ -16,6 +16,7 @@ def _notification(row: tuple) -> Notification:
         body=bytes(row[3]),
         pinged_at=row[4],
         sequence=int(row[5] or 0),
+        created_at=float(row[6] or 0.0),
     )
 
 

@@ -17,6 +17,29 @@ class Subscription:
     delivered_upto: int = 0
     mirror: str = ""  # the callback's host[:port]: the metrics label
     address: str = ""  # the address the callback reached when verified (ratelimit.address_key)
+    created_at: float = 0.0  # when it was first verified (a renewal keeps it)
+
+
+# The columns of a subscription row, in the order :func:`subscription_from_row` reads them.
+SUB_COLUMNS = (
+    "id, topic, callback, secret, lease_seconds, expires_at, delivered_upto, callback_host, "
+    "callback_address, created_at"
+)
+
+
+def subscription_from_row(row: tuple) -> Subscription:
+    return Subscription(
+        id=row[0],
+        topic=row[1],
+        callback=row[2],
+        secret=row[3],
+        lease_seconds=row[4],
+        expires_at=row[5],
+        delivered_upto=row[6],
+        mirror=row[7],
+        address=row[8] or "",
+        created_at=row[9] or 0.0,
+    )
 
 
 class PingRecord(NamedTuple):
@@ -52,6 +75,7 @@ class Notification:
     body: bytes
     pinged_at: float
     sequence: int = 0  # per topic: 1, 2, 3, ... (X-Hub-Sequence)
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,8 @@ class SubscriptionLimits(NamedTuple):
     @property
     def enabled(self) -> bool:
         return self.per_topic > 0 or self.per_address > 0
+
+
 @dataclass(frozen=True)
 class SourceState:
     """A source index the hub watches (PyPI): where its journal has been read to."""

@@ -13,13 +13,15 @@ from collections.abc import Callable
 
 from broker_hub.ratelimit import address_key
 from broker_hub.storage.backends import Backend
-from broker_hub.storage.records import Subscription, SubscriptionLimits, VerifiedChange
+from broker_hub.storage.records import (
+    SUB_COLUMNS,
+    Subscription,
+    SubscriptionLimits,
+    VerifiedChange,
+    subscription_from_row,
+)
 from broker_hub.urls import host_label
 
-_SUB_COLUMNS = (
-    "id, topic, callback, secret, lease_seconds, expires_at, delivered_upto, callback_host, "
-    "callback_address"
-)
 _NO_LIMITS = SubscriptionLimits()
 # A new subscription is written only while its topic and its callback's address are under
 # their limits (an active re-subscribe always is); the counts are read in the same statement.
@@ -33,7 +35,7 @@ _ACTIVATE = (
     "ON CONFLICT (topic, callback) DO UPDATE SET secret = excluded.secret, "
     "lease_seconds = excluded.lease_seconds, expires_at = excluded.expires_at, "
     "callback_address = excluded.callback_address "
-    f"RETURNING {_SUB_COLUMNS}"
+    f"RETURNING {SUB_COLUMNS}"
 )
 
 
@@ -91,10 +93,7 @@ class SubscriptionWrites:
         ).fetchone()  # fmt: skip
         if row is None:
             return None
-        return Subscription(
-            id=row[0], topic=row[1], callback=row[2], secret=row[3], lease_seconds=row[4],
-            expires_at=row[5], delivered_upto=row[6], mirror=row[7], address=row[8],
-        )  # fmt: skip
+        return subscription_from_row(row)
 
     def _lock_for_limits(self, pairs: list[tuple[str, str]]) -> None:
         """PostgreSQL: serialize, until the transaction ends, the writers that count one topic

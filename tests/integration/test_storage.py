@@ -299,7 +299,9 @@ def test_notification_round_trips_bytes_exactly(storage: Storage) -> None:
     assert ids == sorted(ids)
     for i, (nid, body) in enumerate(zip(ids, BODIES, strict=True)):
         note = storage.notification(nid)
-        assert note == Notification(nid, T, "application/octet-stream", body, NOW + i, i + 1)
+        assert note == Notification(
+            nid, T, "application/octet-stream", body, NOW + i, i + 1, NOW + 100
+        )
         assert type(note.body) is bytes
         assert note.body == body
     assert storage.notification(max(ids) + 1000) is None
