@@ -12,10 +12,13 @@ Endpoints (the same as the aiohttp server this replaces, with the same JSON):
   last byte was read), ``X-Hub-Delivery-Id``, the largest ``urn:bench:entry:<seq>`` in the body
   (-1 if none), and checks ``X-Hub-Signature: <algo>=<hex>`` (sha1, sha256, sha384, sha512)
   against ``secret_for(seed, path)`` (a mismatch or an unknown algorithm: ``bad_signatures``;
-  no header: ``unsigned``).
-- ``/_stats/<topic_id>``, ``/_times/<topic_id>/<seq>`` (JSON for the orchestrator),
-  ``/_forget/<topic_id>`` (``204``; frees the topic), ``/_health`` (``ok``); ``404`` otherwise,
-  ``500`` if a handler fails (e.g. ``/_times/x/notanumber``).
+  no header: ``unsigned``). A JSON body (the PyPI bridge's notifications, ``{...}``) is logged
+  instead as (path, arrival, first and last ``"serial"`` of its entries, delivery id), and
+  each callback's highest serial is kept (``/_stats``: ``json`` = deliveries, callbacks and
+  the sum of their highest serials, so the orchestrator can wait without fetching the log).
+- ``/_stats/<topic_id>``, ``/_times/<topic_id>/<seq>``, ``/_log/<topic_id>`` (JSON for the
+  orchestrator), ``/_forget/<topic_id>`` (``204``; frees the topic), ``/_health`` (``ok``);
+  ``404`` otherwise, ``500`` if a handler fails (e.g. ``/_times/x/notanumber``).
 
 HTTP/1.1 handling: ``bench/rawhttp.py``. The hot path (a delivery POST): the request line and
 head are parsed with ``bytes`` operations, the head is lower-cased once (one C call) and only
@@ -69,6 +72,7 @@ from bench.rawhttp import (
 )
 
 SEQ = re.compile(rb"urn:bench:entry:(\d+)")
+SERIAL = re.compile(rb'"serial": ?(\d+)')  # the PyPI bridge's entries (compact JSON)
 # X-Hub-Signature algorithm -> (hash constructor, HMAC block size)
 HASHES = {b"sha1": (hashlib.sha1, 64), b"sha256": (hashlib.sha256, 64),
           b"sha384": (hashlib.sha384, 128), b"sha512": (hashlib.sha512, 128)}
@@ -76,7 +80,8 @@ IPAD = bytes(x ^ 0x36 for x in range(256))  # bytes.translate tables
 OPAD = bytes(x ^ 0x5C for x in range(256))
 
 class Topic:
-    __slots__ = ("bad_sig", "deliveries", "unsigned", "unverified_modes", "verified")
+    __slots__ = ("bad_sig", "deliveries", "json_log", "json_max", "json_sum", "unsigned",
+                 "unverified_modes", "verified")
 
     def __init__(self) -> None:
         self.verified: set[str] = set()
@@ -85,6 +90,11 @@ class Topic:
         self.unsigned = 0
         # seq -> [count, set(paths), set(delivery ids), [arrival times]]
         self.deliveries: dict[int, list] = {}
+        # JSON bodies: [(path, arrival, first serial, last serial, delivery id)], and per path
+        # the highest serial seen (their sum too)
+        self.json_log: list[tuple[str, float, int, int, str]] = []
+        self.json_max: dict[str, int] = {}
+        self.json_sum = 0
 
 
 class Server:
@@ -195,18 +205,28 @@ class Server:
                     if fn is None or not hmac.compare_digest(
                             fn(opad + fn(ipad + body).digest()).hexdigest().encode(), digest):
                         topic.bad_sig += 1
-                seqs = SEQ.findall(body)
-                seq = (int(seqs[0]) if len(seqs) == 1 else max(map(int, seqs))) if seqs else -1
-                rec = topic.deliveries.get(seq)
-                if rec is None:
-                    rec = topic.deliveries[seq] = [0, set(), set(), []]
-                rec[0] += 1
-                rec[1].add(cb[1])
                 i = low.find(H_DELIVERY_ID)
-                if i >= 0:
-                    i += 20
-                    rec[2].add(data[line_end + i:line_end + low.find(b"\r\n", i)].strip())
-                rec[3].append(now)
+                delivery_id = (data[line_end + i + 20:line_end + low.find(b"\r\n", i + 20)]
+                               .strip() if i >= 0 else b"")
+                if body[:1] == b"{":  # JSON: a PyPI bridge notification
+                    serials = SERIAL.findall(body)  # entries are oldest first
+                    first, last = (int(serials[0]), int(serials[-1])) if serials else (-1, -1)
+                    topic.json_log.append((cb[1], now, first, last, delivery_id.decode()))
+                    high = topic.json_max.get(cb[1], 0)
+                    if last > high:
+                        topic.json_max[cb[1]] = last
+                        topic.json_sum += last - high
+                else:
+                    seqs = SEQ.findall(body)
+                    seq = (int(seqs[0]) if len(seqs) == 1 else max(map(int, seqs))) if seqs else -1
+                    rec = topic.deliveries.get(seq)
+                    if rec is None:
+                        rec = topic.deliveries[seq] = [0, set(), set(), []]
+                    rec[0] += 1
+                    rec[1].add(cb[1])
+                    if delivery_id:
+                        rec[2].add(delivery_id)
+                    rec[3].append(now)
                 answer = R204 if not connection else response(204, connection=connection)
             else:
                 answer = self.handle(method, target, connection)
@@ -250,6 +270,8 @@ class Server:
                     str(seq): {"count": r[0], "distinct": len(r[1]), "delivery_ids": len(r[2])}
                     for seq, r in topic.deliveries.items()
                 },
+                "json": {"deliveries": len(topic.json_log), "callbacks": len(topic.json_max),
+                         "sum_max": topic.json_sum},
             }
             return response(200, json.dumps(out).encode(), JSON_UTF8, connection, head_only)
         if path.startswith("/_times/"):
@@ -258,6 +280,10 @@ class Server:
             rec = topic.deliveries.get(int(seq))
             return response(200, json.dumps(sorted(rec[3]) if rec else []).encode(),
                             b"application/json", connection, head_only)
+        if path.startswith("/_log/"):
+            topic = self.topics.get(path.split("/")[2]) or Topic()
+            return response(200, json.dumps(topic.json_log).encode(), JSON_UTF8, connection,
+                            head_only)
         if path.startswith("/_forget/"):  # free the memory of a finished topic
             topic_id = path.split("/")[2]
             self.topics.pop(topic_id, None)
