@@ -7,10 +7,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit rabbitmq lint bench clean
+.PHONY: help venv run test test-unit rabbitmq lint bench bench-bridge clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 venv: $(STAMP) ## create .venv and install the hub with its dev extras (only when pyproject.toml changed)
 
@@ -42,8 +42,12 @@ lint: venv ## ruff, mypy, and the import contracts (web and workers never import
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: venv ## run the benchmarks (python -m bench)
+bench: venv ## run the benchmarks (python -m bench, then python -m bench.bridge)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.bridge
+
+bench-bridge: venv ## only the PyPI bridge benchmark (python -m bench.bridge; --quick: a smoke run)
+	$(BIN)/python -m bench.bridge
 
 clean: ## remove caches, build artefacts and var/ (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache .hypothesis build dist var
