@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit rabbitmq lint bench bench-bridge clean
+.PHONY: help venv run test test-unit rabbitmq tools mirror-tools lint bench bench-bridge bench-scale clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,7 +27,7 @@ run: venv ## run web + fetcher + deliverer in one process (memory broker, SQLite
 	@echo "make run: HUB_ALLOW_PRIVATE_ADDRESSES=true (loopback/private topics and callbacks allowed, for trying the hub on one machine)"
 	HUB_ALLOW_PRIVATE_ADDRESSES=true $(BIN)/broker-hub run
 
-test: venv rabbitmq lint ## lint, the fast in-process layer, then the rest (needs RabbitMQ and PostgreSQL)
+test: venv rabbitmq tools mirror-tools lint ## lint, the fast in-process layer, then the rest (needs RabbitMQ and PostgreSQL)
 	$(BIN)/pytest -q tests/unit tests/inproc
 	$(BIN)/pytest -q --ignore=tests/unit --ignore=tests/inproc
 
@@ -37,17 +37,28 @@ test-unit: venv ## only the fast layer: pure logic and in-process tests (no Rabb
 rabbitmq: ## make sure RabbitMQ answers on 127.0.0.1:5672 (installs/starts it if needed; also pokes PostgreSQL)
 	bash scripts/ensure-rabbitmq.sh
 
+tools: ## install what tests/ops needs if missing: promtool + prometheus, chromium (Debian packages)
+	bash scripts/ensure-tools.sh
+
+mirror-tools: ## devpi-server, proxpi, bandersnatch in .tools-venv/ (for tests/mirror and the bench)
+	bash scripts/install-mirror-tools.sh
+
 lint: venv ## ruff, mypy, and the import contracts (web and workers never import each other)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: venv ## run the benchmarks (python -m bench, then python -m bench.bridge)
+bench: venv mirror-tools ## run the benchmarks (python -m bench, bench.bridge, bench.mirror)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.bridge
+	$(BIN)/python -m bench.mirror
 
 bench-bridge: venv ## only the PyPI bridge benchmark (python -m bench.bridge; --quick: a smoke run)
 	$(BIN)/python -m bench.bridge
+
+# SCALE_ARGS: e.g. SCALE_ARGS=--quick (smoke, ~4 min), SCALE_ARGS=--million, SCALE_ARGS="--only web"
+bench-scale: venv rabbitmq ## scale-out under per-process CPU caps (python -m bench.scale; cgroups need root)
+	$(BIN)/python -m bench.scale $(SCALE_ARGS)
 
 clean: ## remove caches, build artefacts and var/ (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache .hypothesis build dist var

@@ -181,6 +181,11 @@ def _run_loop(coro):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--scale" in argv:  # the scale-out benchmark: bench/scale.py
+        from bench.scale import main as scale_main
+
+        return scale_main([a for a in argv if a != "--scale"])
     args = _parse(argv)
 
     def on_signal(signum, frame):  # turn SIGTERM into the same clean-up path as Ctrl-C

@@ -16,9 +16,11 @@ Endpoints (the same as the aiohttp server this replaces, with the same JSON):
   instead as (path, arrival, first and last ``"serial"`` of its entries, delivery id), and
   each callback's highest serial is kept (``/_stats``: ``json`` = deliveries, callbacks and
   the sum of their highest serials, so the orchestrator can wait without fetching the log).
-- ``/_stats/<topic_id>``, ``/_times/<topic_id>/<seq>``, ``/_log/<topic_id>`` (JSON for the
-  orchestrator), ``/_forget/<topic_id>`` (``204``; frees the topic), ``/_health`` (``ok``);
-  ``404`` otherwise, ``500`` if a handler fails (e.g. ``/_times/x/notanumber``).
+- ``/_stats/<topic_id>``, ``/_times/<topic_id>/<seq>``, ``/_total/<topic_id>?min=<seq>`` (JSON
+  for the orchestrator; ``out_of_order`` counts deliveries older than one the same callback had
+  already, ``verify_requests`` every subscribe verification answered), ``/_log/<topic_id>``
+  (the JSON deliveries), ``/_forget/<topic_id>`` (``204``; frees the topic), ``/_health``
+  (``ok``); ``404`` otherwise, ``500`` if a handler fails (e.g. ``/_times/x/notanumber``).
 
 HTTP/1.1 handling: ``bench/rawhttp.py``. The hot path (a delivery POST): the request line and
 head are parsed with ``bytes`` operations, the head is lower-cased once (one C call) and only
@@ -45,13 +47,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import re
 import sys
 import time
 from collections import defaultdict
-from urllib.parse import parse_qsl, unquote, unquote_to_bytes
+from urllib.parse import unquote_to_bytes
 
+from bench import subscriber_control
 from bench.common import secret_for
 from bench.rawhttp import (
     H_CONNECTION,
@@ -61,15 +63,14 @@ from bench.rawhttp import (
     H_SIGNATURE,
     H_TRANSFER_ENCODING,
     IDLE_SECONDS,
-    JSON_UTF8,
     MAX_BODY,
     R204,
-    TEXT_UTF8,
     BadRequest,
     HttpProtocol,
     dechunk,
     response,
 )
+from bench.subscriber_control import Topic
 
 SEQ = re.compile(rb"urn:bench:entry:(\d+)")
 SERIAL = re.compile(rb'"serial": ?(\d+)')  # the PyPI bridge's entries (compact JSON)
@@ -78,23 +79,6 @@ HASHES = {b"sha1": (hashlib.sha1, 64), b"sha256": (hashlib.sha256, 64),
           b"sha384": (hashlib.sha384, 128), b"sha512": (hashlib.sha512, 128)}
 IPAD = bytes(x ^ 0x36 for x in range(256))  # bytes.translate tables
 OPAD = bytes(x ^ 0x5C for x in range(256))
-
-class Topic:
-    __slots__ = ("bad_sig", "deliveries", "json_log", "json_max", "json_sum", "unsigned",
-                 "unverified_modes", "verified")
-
-    def __init__(self) -> None:
-        self.verified: set[str] = set()
-        self.unverified_modes: dict[str, int] = defaultdict(int)
-        self.bad_sig = 0
-        self.unsigned = 0
-        # seq -> [count, set(paths), set(delivery ids), [arrival times]]
-        self.deliveries: dict[int, list] = {}
-        # JSON bodies: [(path, arrival, first serial, last serial, delivery id)], and per path
-        # the highest serial seen (their sum too)
-        self.json_log: list[tuple[str, float, int, int, str]] = []
-        self.json_max: dict[str, int] = {}
-        self.json_sum = 0
 
 
 class Server:
@@ -224,6 +208,10 @@ class Server:
                         rec = topic.deliveries[seq] = [0, set(), set(), []]
                     rec[0] += 1
                     rec[1].add(cb[1])
+                    if seq < topic.last.get(cb[1], -1):
+                        topic.out_of_order += 1
+                    else:
+                        topic.last[cb[1]] = seq
                     if delivery_id:
                         rec[2].add(delivery_id)
                     rec[3].append(now)
@@ -241,57 +229,9 @@ class Server:
         return i >= 0 and low[i + 9:low.find(b"\r\n", i + 9)].strip() == b"100-continue"
 
     def handle(self, method: bytes, target: bytes, connection: bytes) -> bytes:
-        """Everything but deliveries."""
-        raw_path, _, query = target.partition(b"?")
-        path = (unquote(raw_path.decode("utf-8", "replace")) if b"%" in raw_path
-                else raw_path.decode("utf-8", "replace"))
-        if path.startswith("/cb/") and method == b"GET":
-            topic = self.topics[path.split("/", 3)[2]]
-            params: dict[str, str] = {}
-            for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-                params.setdefault(k, v)
-            mode = params.get("hub.mode", "")
-            challenge = params.get("hub.challenge")
-            if mode in ("subscribe", "unsubscribe") and challenge is not None:
-                if mode == "subscribe":
-                    topic.verified.add(path)
-                return response(200, challenge.encode(), b"text/plain", connection)
-            topic.unverified_modes[mode] += 1
-            return response(200, connection=connection)
-        head_only = method == b"HEAD"
-        if path.startswith("/_stats/"):
-            topic = self.topics.get(path.split("/")[2]) or Topic()
-            out = {
-                "verified": len(topic.verified),
-                "other_modes": dict(topic.unverified_modes),
-                "bad_signatures": topic.bad_sig,
-                "unsigned": topic.unsigned,
-                "seqs": {
-                    str(seq): {"count": r[0], "distinct": len(r[1]), "delivery_ids": len(r[2])}
-                    for seq, r in topic.deliveries.items()
-                },
-                "json": {"deliveries": len(topic.json_log), "callbacks": len(topic.json_max),
-                         "sum_max": topic.json_sum},
-            }
-            return response(200, json.dumps(out).encode(), JSON_UTF8, connection, head_only)
-        if path.startswith("/_times/"):
-            _, _, topic_id, seq = path.split("/")
-            topic = self.topics.get(topic_id) or Topic()
-            rec = topic.deliveries.get(int(seq))
-            return response(200, json.dumps(sorted(rec[3]) if rec else []).encode(),
-                            b"application/json", connection, head_only)
-        if path.startswith("/_log/"):
-            topic = self.topics.get(path.split("/")[2]) or Topic()
-            return response(200, json.dumps(topic.json_log).encode(), JSON_UTF8, connection,
-                            head_only)
-        if path.startswith("/_forget/"):  # free the memory of a finished topic
-            topic_id = path.split("/")[2]
-            self.topics.pop(topic_id, None)
-            self.callbacks = {k: v for k, v in self.callbacks.items() if v[0] != topic_id}
-            return response(204, connection=connection)
-        if path == "/_health":
-            return response(200, b"ok", TEXT_UTF8, connection, head_only)
-        return response(404, connection=connection)
+        """Everything but deliveries (bench/subscriber_control.py)."""
+        return subscriber_control.handle(self, method, target, connection)
+
 
     async def close_idle(self) -> None:
         while True:

@@ -50,10 +50,24 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _queue_type(value: str) -> str:
+    value = value.strip().lower()
+    if value not in ("classic", "quorum"):
+        raise ValueError("must be classic or quorum")
+    return value
+
+
 def _http_client(value: str) -> str:
     value = value.strip().lower()
     if value not in HTTP_CLIENTS:
         raise ValueError(f"must be one of {', '.join(HTTP_CLIENTS)}")
+    return value
+
+
+def _index_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http(s) URL such as https://pypi.org, or empty (off)")
     return value
 
 
@@ -108,7 +122,7 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_VERIFY_RATE_PER_HOST": ("verify_rate_per_host", int),
     "HUB_FETCH_RATE_PER_HOST": ("fetch_rate_per_host", int),
     "HUB_TRUSTED_PROXIES": ("trusted_proxies", int),
-    "HUB_PYPI_URL": ("pypi_url", str),
+    "HUB_PYPI_URL": ("pypi_url", _index_url),
     "HUB_PYPI_POLL_INTERVAL": ("pypi_poll_interval", _positive_float),
     "HUB_PYPI_USER_AGENT": ("pypi_user_agent", str),
     "HUB_PYPI_TIMEOUT": ("pypi_timeout", _positive_float),
@@ -116,6 +130,9 @@ _TABLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_PYPI_RETENTION": ("pypi_retention", _positive_float),
     "HUB_PYPI_START_SERIAL": ("pypi_start_serial", int),
     "HUB_NAMESPACE": ("namespace", str),
+    "HUB_QUEUE_TYPE": ("queue_type", _queue_type),
+    "HUB_QUEUE_DELIVERY_LIMIT": ("queue_delivery_limit", _positive_int),
+    "HUB_MIRROR_LABELS_MAX": ("mirror_labels_max", _positive_int),
     "HUB_LOG_LEVEL": ("log_level", str),
 }
 
@@ -175,6 +192,9 @@ class Settings:
     pypi_retention: float = 7 * 86400.0  # journal entries kept for catch-up
     pypi_start_serial: int = -1  # the first poll starts here; < 0: at the index's newest serial
     namespace: str = "broker_hub"  # prefix of every exchange and queue name
+    queue_type: str = "classic"  # work queues: classic, or quorum (replicated)
+    queue_delivery_limit: int = 20  # quorum: redeliveries before a message is dead-lettered
+    mirror_labels_max: int = 50  # mirrors with their own `mirror` label; the rest: other
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:

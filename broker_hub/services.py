@@ -35,7 +35,9 @@ class Services:
         storage = Storage.from_url(settings.database_url)
         if create_schema:
             storage.create_schema()
-        messaging = Messaging(settings.broker_url, namespace=settings.namespace)
+        messaging = Messaging(settings.broker_url, namespace=settings.namespace,
+                              queue_type=settings.queue_type,
+                              delivery_limit=settings.queue_delivery_limit)
         return cls(settings, storage, messaging, metrics or Metrics())
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 
 from broker_hub.config import ConfigError, Settings, documented_variables
+from mirror import cli as mirror_cli
 
 EXIT_OK = 0
 EXIT_CONFIG = 2  # a HUB_* variable has a value the hub cannot use
@@ -43,7 +44,24 @@ def _parser() -> argparse.ArgumentParser:
     parked = sub.add_parser("parked", help="inspect, replay or purge parked notifications")
     parked.add_argument("action", choices=["list", "replay", "purge"])
     parked.add_argument("--limit", type=int, default=1000, help="at most this many messages")
+    parked.add_argument("--mirror", help="only messages for this mirror (callback host[:port])")
+    parked.add_argument("--topic", help="only messages of this topic URL")
+    parked.add_argument("--older-than", type=_age, metavar="AGE",
+                        help="only messages parked longer ago than AGE (seconds, or 30m, 2h, 1d)")
+    status = sub.add_parser("status", help="the /status summary: mirrors, backlog, parked")
+    status.add_argument("--json", action="store_true", help="print /status.json instead")
+    sub.add_parser("migrate", help="apply the database schema migrations, then exit")
+    mirror_cli.add_parser(sub)  # the agent beside a mirror (mirror/cli.py): needs no hub settings
     return parser
+
+
+def _age(text: str) -> float:
+    from cli.parked import parse_age
+
+    try:
+        return parse_age(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _on_signals(first: Callable[[], None]) -> None:
@@ -63,6 +81,8 @@ def _on_signals(first: Callable[[], None]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "mirror":
+        return mirror_cli.mirror_command(args)
     try:
         settings = Settings.from_env(os.environ)
     except ConfigError as exc:
@@ -72,6 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
     )
+    if args.command == "migrate":
+        from cli.migrate import migrate_command
+
+        return migrate_command(settings)
+    if args.command == "status":
+        from cli.status import status_command
+
+        return status_command(settings, args.json)
     if args.command != "run" and settings.broker_url.startswith("memory://"):
         print(
             "broker-hub: HUB_BROKER_URL=memory:// only works with 'broker-hub run' "
@@ -82,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "parked":
         from cli.parked import parked_command
 
-        return parked_command(settings, args.action, args.limit)
+        return parked_command(settings, args.action, args.limit, mirror=args.mirror,
+                              topic=args.topic, older_than=args.older_than)
     try:
         if args.command == "run":
             return _run_embedded(settings)
@@ -95,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_embedded(settings: Settings) -> int:
+    from broker_hub.metrics import Metrics
     from broker_hub.services import Services
     from cli.web_server import EmbeddedWebServer
     from workers.context import WorkerContext
@@ -105,7 +135,7 @@ def _run_embedded(settings: Settings) -> int:
             "HUB_ALLOW_PRIVATE_ADDRESSES=true: topics and callbacks on loopback and "
             "private networks are allowed (fine for trying the hub on one machine)"
         )
-    services = Services.from_settings(settings)
+    services = Services.from_settings(settings, metrics=Metrics(process="run"))
     context = WorkerContext(services)
     workers = [build_worker(context, name) for name in embedded_processes(settings)]
     web = EmbeddedWebServer(services)
@@ -138,7 +168,12 @@ def _run_embedded(settings: Settings) -> int:
 def _run_web(settings: Settings) -> int:
     # Several worker processes: prometheus_client sums their metrics through files in this
     # directory. It must be set before prometheus_client is first imported.
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="broker-hub-prom-"))
+    directory = os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="broker-hub-prom-")
+    )
+    from broker_hub.metrics_multiprocess import reset_multiprocess_dir
+
+    reset_multiprocess_dir(directory)  # files of an earlier run must not count
     from broker_hub.storage import Storage
     from cli.web_server import serve_granian
 
@@ -152,13 +187,14 @@ def _run_web(settings: Settings) -> int:
 
 
 def _run_worker(settings: Settings, name: str) -> int:
+    from broker_hub.metrics import Metrics
     from broker_hub.services import Services
     from cli.components import serve_metrics
     from workers.context import WorkerContext
     from workers.registry import ROLES, build_worker
 
     try:
-        services = Services.from_settings(settings)
+        services = Services.from_settings(settings, metrics=Metrics(process=name))
     except Exception as exc:  # noqa: BLE001 - reported as a clear start-up failure
         print(f"broker-hub: database unavailable: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

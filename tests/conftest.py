@@ -6,7 +6,6 @@ test loudly (run ``make rabbitmq`` / ``bash scripts/ensure-rabbitmq.sh``).
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,22 +14,11 @@ from typing import Any
 import pytest
 
 from tests.support import rabbit
-from tests.support.processes import (
-    HubProcess,
-    Server,
-    free_port,
-    hub_base_url,
-    start_hub,
-    start_server,
-)
+from tests.support.hubs import build_env, launch
+from tests.support.postgres import fresh_database
+from tests.support.processes import HubProcess, Server, free_port, start_server
 from tests.support.publisher import PublisherClient
 from tests.support.subscriber import SubscriberClient
-
-POSTGRES_ADMIN_URL = os.environ.get(
-    "BROKER_HUB_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test"
-)
-POSTGRES_BASE = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-
 
 # --- fake subscriber and publisher (one process per test module, reset per test) -----------------
 
@@ -70,19 +58,10 @@ def publisher(publisher_server: Server) -> PublisherClient:
 # --- RabbitMQ ------------------------------------------------------------------------------------
 
 
-def _require_rabbitmq() -> None:
-    if not rabbit.rabbitmq_available():
-        pytest.fail(
-            f"RabbitMQ is not answering on {rabbit.HOST}:{rabbit.PORT}. These tests never skip: "
-            "start it with `make rabbitmq` (scripts/ensure-rabbitmq.sh).",
-            pytrace=False,
-        )
-
-
 @pytest.fixture
 def rabbitmq_url() -> str:
     """The real RabbitMQ's AMQP URL; fails the test if RabbitMQ is down."""
-    _require_rabbitmq()
+    rabbit.require_rabbitmq()
     return rabbit.AMQP_URL
 
 
@@ -106,30 +85,15 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh database ``bh_<hex>`` on the real PostgreSQL, dropped after the test."""
-    import psycopg
-
-    dbname = f"bh_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({exc}). These tests never "
-            "skip: start it (scripts/ensure-rabbitmq.sh tries) and run again.",
-            pytrace=False,
-        )
-    with admin:
-        admin.execute(f'CREATE DATABASE "{dbname}"')
-        try:
-            yield f"{POSTGRES_BASE}/{dbname}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    with fresh_database() as url:
+        yield url
 
 
 # --- hub processes -------------------------------------------------------------------------------
 
 
 class HubEnv:
-    """Builds env dicts for ``broker-hub`` processes of one test.
+    """Builds env dicts (:func:`tests.support.hubs.build_env`) for the processes of one test.
 
     All calls in a test share one ``HUB_BIND`` (so ``HUB_PUBLIC_URL`` agrees between the web
     front and the workers), the test's SQLite file unless ``database_url`` is given, and, for
@@ -160,29 +124,16 @@ class HubEnv:
         **overrides: Any,
     ) -> dict[str, str]:
         if broker_url.startswith("amqp"):
-            _require_rabbitmq()
+            rabbit.require_rabbitmq()
             if namespace is None:
                 namespace = self._request.getfixturevalue("namespace")
-        env = {
-            "HUB_BIND": self.bind,
-            "HUB_BROKER_URL": broker_url,
-            "HUB_DATABASE_URL": database_url or self.default_database_url,
-            "HUB_NAMESPACE": namespace or f"bht_{uuid.uuid4().hex[:8]}",
-            "HUB_ALLOW_PRIVATE_ADDRESSES": "true",
-            "HUB_METRICS_PORT": str(free_port()),
-            "HUB_DELIVERY_BACKOFF_BASE": "0.2",
-            "HUB_HTTP_TIMEOUT": "5",
-            # every test client and server is on 127.0.0.1: rate limits only where tested
-            "HUB_RATE_LIMIT_PER_MINUTE": "0",
-            "HUB_VERIFY_RATE_PER_HOST": "0",
-            "HUB_FETCH_RATE_PER_HOST": "0",
-        }
-        for key, value in overrides.items():
-            if value is None:
-                env.pop(key, None)
-            else:
-                env[key] = str(value)
-        return env
+        return build_env(
+            database_url=database_url or self.default_database_url,
+            bind=self.bind,
+            broker_url=broker_url,
+            namespace=namespace,
+            **overrides,
+        )
 
 
 @pytest.fixture
@@ -195,20 +146,15 @@ def hub_env(request: pytest.FixtureRequest, tmp_path: Path) -> HubEnv:
 def spawn_hub(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
     """``spawn_hub(command, env, *, wait=True, **start_hub_kwargs) -> HubProcess``.
 
-    By default waits for ``/healthz`` (``run``, ``web``) or the metrics port (``fetcher``,
-    ``deliverer``). Every process is stopped after the test; their log tails are printed then
-    (pytest shows them for failed tests).
+    :func:`tests.support.hubs.launch`: by default waits for ``/healthz`` (``run``, ``web``) or
+    the metrics port (a role). Every process is stopped after the test; their log tails are
+    printed then (pytest shows them for failed tests).
     """
     started: list[HubProcess] = []
 
     def spawn(command: str, env: dict[str, str], *, wait: bool = True, **kwargs: Any) -> HubProcess:
-        if wait and "wait_health_url" not in kwargs and "wait_metrics_port" not in kwargs:
-            if command in ("run", "web"):
-                kwargs["wait_health_url"] = hub_base_url(env) + "/healthz"
-            elif env.get("HUB_METRICS_PORT"):
-                kwargs["wait_metrics_port"] = int(env["HUB_METRICS_PORT"])
         kwargs.setdefault("log_dir", tmp_path / "logs")
-        hub = start_hub(command, env, **kwargs)
+        hub = launch(command, env, wait=wait, **kwargs)
         started.append(hub)
         return hub
 

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broker_hub.config import Settings
+from broker_hub.metrics import Metrics
 from broker_hub.ratelimit import RateLimiter
 from broker_hub.services import Services
 from web import catchup, hub, pages, pypi_topics
@@ -45,7 +46,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     front (``broker-hub web``) or by the embedded mode."""
     if services is None:
         settings = settings or Settings.from_env(os.environ)
-        services = Services.from_settings(settings, create_schema=False)
+        services = Services.from_settings(
+            settings, metrics=Metrics(process="web"), create_schema=False
+        )
     settings = services.settings
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes

@@ -1,16 +1,33 @@
-"""Health, metrics and a status page. Secrets and callback URLs are never shown."""
+"""Health, metrics and the status page (HTML and JSON). Secrets, userinfo, callback URLs and
+response bodies are never shown: the status views come from :mod:`broker_hub.opsview`."""
 
 from __future__ import annotations
 
-import html
 import os
+import threading
 import time
+from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app, jsonify
 
-from web.state import web_state
+from broker_hub import metrics as metrics_module
+from broker_hub.breaker import BreakerPolicy
+from broker_hub.metrics_multiprocess import clean_dead_processes
+from broker_hub.opsview import Snapshot, read_queue_depths, take_snapshot, watched_sources
+from web import status_page
+from web.state import EXTENSION, WebState, web_state
 
 blueprint = Blueprint("pages", __name__)
+
+SNAPSHOT_TTL = 5.0  # seconds a snapshot is reused: scrapes and page loads read the DB that often
+_CACHE = "broker_hub_status"
+
+
+@blueprint.record_once
+def _count_web_worker(setup: Any) -> None:
+    state = setup.app.extensions.get(EXTENSION)
+    if isinstance(state, WebState):
+        state.services.metrics.web_workers.set(1)
 
 
 @blueprint.route("/healthz")
@@ -30,29 +47,39 @@ def metrics() -> Response:
     for state, value in counts.items():
         services.metrics.subscriptions.labels(state).set(value)
     # several web processes: PROMETHEUS_MULTIPROC_DIR (set by `broker-hub web`) sums their values
-    body = services.metrics.render(multiprocess_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        clean_dead_processes(directory)  # workers Granian restarted
+    collector = metrics_module.SnapshotCollector(_snapshot)
+    body = services.metrics.render(multiprocess_dir=directory, extra=[collector])
     return Response(body, mimetype="text/plain; version=0.0.4")
 
 
 @blueprint.route("/status")
 def status() -> Response:
-    storage = web_state().services.storage
-    counts = storage.count_subscriptions(time.time())
-    rows = "".join(
-        f"<tr><td>{html.escape(t.url)}</td><td>{t.subscriptions}</td>"
-        f"<td>{_ago(t.fetched_at)}</td></tr>"
-        for t in storage.topics_summary()
-    )
-    body = (
-        "<!doctype html><title>broker-hub status</title><h1>broker-hub</h1>"
-        f"<p>{counts['active']} active subscriptions, {counts['expired']} expired.</p>"
-        "<table><tr><th>topic</th><th>subscriptions</th><th>last fetch</th></tr>"
-        f"{rows}</table>"
-    )
-    return Response(body, mimetype="text/html")
+    return Response(status_page.render(_snapshot(), time.time()), mimetype="text/html")
 
 
-def _ago(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "never"
-    return f"{max(0, int(time.time() - timestamp))} s ago"
+@blueprint.route("/status.json")
+def status_json() -> Response:
+    return jsonify(_snapshot().as_json())
+
+
+def _snapshot() -> Snapshot:
+    """The latest snapshot of this process, taken again when older than SNAPSHOT_TTL."""
+    cache: dict[str, Any] = current_app.extensions.setdefault(_CACHE, {"lock": threading.Lock()})
+    services = web_state().services
+    with cache["lock"]:
+        snap: Snapshot | None = cache.get("snapshot")
+        now = time.time()
+        if snap is None or now - snap.taken_at > SNAPSHOT_TTL:
+            messaging = services.messaging
+            snap = cache["snapshot"] = take_snapshot(
+                services.storage,
+                now,
+                queue_depths=lambda: read_queue_depths(messaging),
+                mirror_limit=services.settings.mirror_labels_max,
+                policy=BreakerPolicy.for_backoff(services.settings.delivery_backoff_base),
+                sources=watched_sources(services.settings),
+            )
+        return snap

@@ -22,6 +22,7 @@ from typing import Any
 from broker_hub import topology
 from broker_hub.errors import Unavailable
 from broker_hub.messages import DeliverBatch, DeliverOne, Message, Parked, as_record
+from broker_hub.opsview import error_class
 from broker_hub.retry import (
     DELIVERED,
     GONE,
@@ -30,13 +31,15 @@ from broker_hub.retry import (
     classify_delivery,
 )
 from broker_hub.services import Services
-from broker_hub.storage import Notification, Subscription
+from broker_hub.storage import MirrorResult, Notification, Subscription
 from workers.distribution import Distribution
 from workers.http_engine import HttpEngine
 from workers.inbound import Inbound
-from workers.role import Consume, Role, RoleSpec
+from workers.pacing import Pacing
+from workers.role import Consume, Periodic, Role, RoleSpec
 
 logger = logging.getLogger(__name__)
+LABELS_REFRESH_SECONDS = 60.0
 
 FLUSH_EVERY = 128  # outcomes handed to the consumer thread at once...
 FLUSH_SECONDS = 0.02  # ...or after this long, whichever comes first
@@ -75,6 +78,10 @@ class Deliverer(Role):
         self._done: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._notifications: OrderedDict[int, Notification] = OrderedDict()
         self._latency_children: dict[str, Any] = {}
+        self._mirror_results: list[MirrorResult] = []  # for /status and mirror health
+        # bounded `mirror` labels and the per-mirror circuit breaker
+        self.pacing = Pacing(self.storage, self.metrics, labels_max=settings.mirror_labels_max,
+                             backoff_base=settings.delivery_backoff_base, clock=self.clock)
         # concurrency per batch message, so that `prefetch` batches fill the connection pool
         self._batch_workers = max(8, settings.delivery_concurrency // settings.prefetch)
 
@@ -90,6 +97,32 @@ class Deliverer(Role):
 
     def in_flight(self) -> int:
         return self.jobs
+
+    def periodic(self) -> list[Periodic]:
+        return [Periodic("mirror-labels", LABELS_REFRESH_SECONDS, self.refresh_labels)]
+
+    def refresh_labels(self) -> None:
+        for mirror in self.pacing.refresh():
+            self._latency_children.pop(mirror, None)
+
+    def _hold_back(self, job: _Job, subs: list[Subscription], pinged_at: float
+                   ) -> list[Subscription]:
+        """The subscriptions to deliver now; those of paused mirrors wait in the delay queue
+        for the breaker's pause (the attempt is not counted: pausing never parks)."""
+        assert job.notification is not None
+        ready, held = self.pacing.split(subs)
+        for sub, wait in held:
+            try:
+                self.publisher.publish_delayed(
+                    DeliverOne(job.notification.id, sub.id, pinged_at, job.attempt, "paused"),
+                    topology.DELIVER,
+                    wait,
+                )
+            except Unavailable:
+                ready.append(sub)  # cannot hold it back: deliver it now
+                continue
+            self.metrics.deliveries.labels(self.pacing.label(sub.mirror), "paused").inc()
+        return ready
 
     # -- distribution -----------------------------------------------------------------------
 
@@ -107,7 +140,7 @@ class Deliverer(Role):
                 or sub.expires_at <= self.clock()
                 or sub.delivered_upto >= msg.notification_id
             ):
-                self.metrics.deliveries.labels(_mirror(sub), "dropped").inc()
+                self.metrics.deliveries.labels(self.pacing.label(_mirror(sub)), "dropped").inc()
                 subs = []
             else:
                 subs = [sub]
@@ -116,6 +149,9 @@ class Deliverer(Role):
             if inbound.park_message(msg, "notification no longer stored"):
                 self.metrics.parked.labels("unexpected").inc()
             return
+        if subs:
+            subs = self._hold_back(job, subs, msg.pinged_at)
+            job.remaining = len(subs)
         if not subs:
             inbound.ack()
             return
@@ -169,9 +205,10 @@ class Deliverer(Role):
             flush()
 
     def _latency(self, mirror: str) -> Any:
-        child = self._latency_children.get(mirror)
+        label = self.pacing.label(mirror)
+        child = self._latency_children.get(label)
         if child is None:
-            child = self._latency_children[mirror] = self.metrics.delivery_latency.labels(mirror)
+            child = self._latency_children[label] = self.metrics.delivery_latency.labels(label)
         return child
 
     def _record_delivery(
@@ -185,13 +222,20 @@ class Deliverer(Role):
         notification = job.notification
         assert notification is not None
         outcome = classify_delivery(attempt)
+        label = self.pacing.label(sub.mirror)
         if outcome == DELIVERED:
             delivered.append((sub.id, notification.id))
+            self._mirror_results.append(MirrorResult(sub.mirror, True, attempt.status))
+            self.pacing.record(sub.mirror, True)
         elif outcome == GONE:
             self.storage.remove_by_id(sub.id)
         else:
+            failure = error_class(attempt.status, attempt.error)
+            self._mirror_results.append(MirrorResult(sub.mirror, False, attempt.status, failure))
+            self.pacing.record(sub.mirror, False)
+            self.metrics.delivery_failures.labels(label, failure).inc()
             outcome = self._retry_delivery(job, sub, attempt, pinged_at)
-        self.metrics.deliveries.labels(sub.mirror, outcome).inc()
+        self.metrics.deliveries.labels(label, outcome).inc()
         job.remaining -= 1
 
     def _retry_delivery(
@@ -246,6 +290,9 @@ class Deliverer(Role):
             if job.remaining == 0:
                 finished.append(job)
         self.storage.mark_delivered(delivered)
+        if self._mirror_results:
+            results, self._mirror_results = self._mirror_results, []
+            self.storage.record_mirror_results(results, self.clock())
         for job in finished:
             if job.unrecorded:
                 job.inbound.requeue()

@@ -1,5 +1,13 @@
-"""What a fetch of a topic leaves behind: diff against the last fetch, store what is new once,
-fan it out, and only then record the topic's new state."""
+"""What fetches of topics leave behind: diff each against its last fetch (``plan_fetch``, no
+I/O), then record a tick's worth together (``record_fetches``): store what is new once, fan it
+out, and only then record each topic's new state and release its lease.
+
+Batching per tick is what lets one fetcher process keep many fetches going: recorded one by one,
+each fetch paid about seven database round trips and one broker confirm on the consumer thread
+(about 17 ms of waiting, ~60 fetches/s per process whatever its CPU; profiled with py-spy in
+``bench.scale --only fetchers``). Now a tick costs three transactions and one confirm for all
+its small topics.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +15,13 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from broker_hub import feeds
 from broker_hub.messages import FetchTopic
 from broker_hub.services import Services
-from broker_hub.storage import TopicState
+from broker_hub.storage import FinishedFetch, NewNotification, TopicState
 from broker_hub.urls import host_label
-from workers.fanout import fan_out
+from workers.fanout import fan_out_many
 
 logger = logging.getLogger(__name__)
 
@@ -30,50 +37,73 @@ class Fetched:
     last_modified: str | None
 
 
-def record_fetch(
-    services: Services, msg: FetchTopic, claim: int, state: TopicState | None, fetched: Fetched
-) -> str:
-    """Record a 200 or 304 that covered pings up to ``claim``; returns the fetch outcome
-    (changed, unchanged, not_modified, refused)."""
-    storage = services.storage
+@dataclass(frozen=True)
+class FetchPlan:
+    """What one finished fetch records: its outcome, the state it leaves, what to notify."""
+
+    outcome: str  # changed, unchanged, not_modified, refused
+    finished: FinishedFetch
+    notification: NewNotification | None = None
+
+
+def covered_only(topic: str, claim: int, lease_until: float, outcome: str) -> FetchPlan:
+    """A fetch that leaves the content state as it was (304, refused)."""
+    return FetchPlan(outcome, FinishedFetch(topic, claim, lease_until))
+
+
+def plan_fetch(
+    msg: FetchTopic,
+    claim: int,
+    lease_until: float,
+    state: TopicState | None,
+    fetched: Fetched,
+) -> FetchPlan:
+    """Diff a 200 (or take a 304) against the state the fetch started from."""
     if fetched.status == 304:
-        storage.mark_fetched(msg.topic, claim)
-        return "not_modified"
-    now = services.clock()
+        return covered_only(msg.topic, claim, lease_until, "not_modified")
     digest = hashlib.sha256(fetched.body).hexdigest()
-    save: dict[str, Any] = dict(
-        fetched_seq=claim,
-        etag=fetched.etag,
-        last_modified=fetched.last_modified,
-        content_hash=digest,
-        content_type=fetched.content_type,
-        now=now,
-    )
+
+    def leaves(entries: str | None) -> FinishedFetch:
+        return FinishedFetch(
+            msg.topic, claim, lease_until, fetched.etag, fetched.last_modified, digest,
+            fetched.content_type, entries,
+        )  # fmt: skip
+
     if state is not None and state.content_hash == digest:
-        storage.save_fetch(msg.topic, entries=state.entries, **save)
-        return "unchanged"
-    previous_entries = json.loads(state.entries) if state and state.entries else None
+        return FetchPlan("unchanged", leaves(state.entries))
+    previous = json.loads(state.entries) if state and state.entries else None
     try:
-        diff = feeds.diff_feed(fetched.body, fetched.content_type, previous_entries)
+        diff = feeds.diff_feed(fetched.body, fetched.content_type, previous)
     except feeds.HostileXML as exc:
         logger.warning("refusing hostile XML from %s: %s", host_label(msg.topic), exc)
-        storage.mark_fetched(msg.topic, claim)
-        return "refused"
+        return covered_only(msg.topic, claim, lease_until, "refused")
     entries = json.dumps(diff.entries) if diff is not None else None
     if diff is not None and not diff.changed:
-        storage.save_fetch(msg.topic, entries=entries, **save)
-        return "unchanged"
+        return FetchPlan("unchanged", leaves(entries))
     body = diff.body if diff is not None else fetched.body
-    notification = storage.add_notification(
-        msg.topic, fetched.content_type, body, msg.pinged_at, now
-    )
-    fan_out(storage, services.publisher, notification, now, services.settings.delivery_batch_size)
-    # Only now, with every batch confirmed by the broker, is the new state recorded.
-    storage.save_fetch(msg.topic, entries=entries, **save)
-    logger.debug(
-        "notification %d: %d bytes, every batch queued %.1f ms after the ping",
-        notification.id,
-        len(body),
-        (services.clock() - msg.pinged_at) * 1000,
-    )
-    return "changed"
+    notification = NewNotification(msg.topic, fetched.content_type, body, pinged_at=msg.pinged_at)
+    return FetchPlan("changed", leaves(entries), notification)
+
+
+def record_fetches(services: Services, plans: list[FetchPlan]) -> None:
+    """Store the new notifications, fan them out (confirmed), then record every topic's state
+    and release the leases: a crash before the last step leaves the pings uncovered, so the
+    redelivered fetch notifies again rather than never."""
+    storage, now = services.storage, services.clock()
+    new = [p.notification for p in plans if p.notification is not None]
+    if new:
+        notifications = storage.add_notifications(new, pinged_at=now, now=now)
+        subscribed = storage.subscribed_topics({n.topic for n in notifications}, now)
+        fan_out_many(
+            storage,
+            services.publisher,
+            [(n, subscribed[n.topic]) for n in notifications if n.topic in subscribed],
+            now,
+            services.settings.delivery_batch_size,
+        )
+        for n in notifications:
+            logger.debug(
+                "notification %d: %d bytes, queued %.1f ms after the ping",
+                n.id, len(n.body), (services.clock() - n.pinged_at) * 1000,
+            )  # fmt: skip
+    storage.finish_fetches([p.finished for p in plans], now)

@@ -23,7 +23,7 @@ from broker_hub.ratelimit import Pacer, host_key
 from broker_hub.services import Services
 from broker_hub.storage import FetchClaim, TopicState
 from broker_hub.urls import host_label
-from workers.fetch_record import Fetched, record_fetch
+from workers.fetch_record import Fetched, FetchPlan, covered_only, plan_fetch, record_fetches
 from workers.http_engine import FetchError, HttpEngine
 from workers.inbound import Inbound
 from workers.policy import settle_failure
@@ -93,23 +93,43 @@ class Fetcher(Role):
             future.add_done_callback(lambda f: self._done.put((started, inbound, f)))
 
     def tick(self) -> None:
-        """Record the fetches that finished, each with its own outcome and ack."""
+        """Record the fetches that finished since the last tick, together (three transactions
+        and one broker confirm for all of them), then ack each; a failed one is settled by the
+        one failure policy."""
+        finished: list[tuple[_Started, Inbound, concurrent.futures.Future]] = []
         while True:
             try:
-                started, inbound, future = self._done.get_nowait()
+                finished.append(self._done.get_nowait())
             except queue.Empty:
-                return
+                break
+        if not finished:
+            return
+        plans, done = [], []
+        for started, inbound, future in finished:
             try:
-                self._complete(started, future)
+                plans.append(self._plan(started, future))
+                done.append((started, inbound))
             except Exception as exc:  # noqa: BLE001 - the one policy settles it
-                settle_failure(
-                    inbound, started.msg, exc, role=self.name, retry=self.retry,
-                    metrics=self.metrics,
-                )  # fmt: skip
-            else:
-                inbound.ack()
-            finally:
-                self.pending -= 1
+                self._release(started.msg.topic, started.lease)
+                self._failed(started, inbound, exc)
+        try:
+            record_fetches(self.services, plans)
+        except Exception as exc:  # noqa: BLE001 - broker or database gone: all go back
+            for started, inbound in done:
+                self._failed(started, inbound, exc)
+            return
+        finally:
+            self.pending -= len(finished)
+        for plan, (_, inbound) in zip(plans, done, strict=True):
+            self.metrics.fetches.labels(plan.outcome).inc()
+            inbound.ack()
+
+    def _failed(self, started: _Started, inbound: Inbound, exc: Exception) -> None:
+        if isinstance(exc, TransientError):
+            self.metrics.fetches.labels("failed").inc()
+        settle_failure(
+            inbound, started.msg, exc, role=self.name, retry=self.retry, metrics=self.metrics
+        )
 
     def handle(self, msg: FetchTopic, *, redelivered: bool = False) -> float | None:
         """The whole fetch, waiting for it (for direct calls: tests, tools). None when done;
@@ -117,7 +137,13 @@ class Fetcher(Role):
         started = self._begin(msg, redelivered=redelivered)
         if started is None or isinstance(started, float):
             return started
-        self._complete(started, self.engine.submit(self._get(msg.topic, started.state)))
+        try:
+            plan = self._plan(started, self.engine.submit(self._get(msg.topic, started.state)))
+        except BaseException:
+            self._release(msg.topic, started.lease)
+            raise
+        record_fetches(self.services, [plan])
+        self.metrics.fetches.labels(plan.outcome).inc()
         return None
 
     def _begin(self, msg: FetchTopic, *, redelivered: bool) -> _Started | float | None:
@@ -143,24 +169,18 @@ class Fetcher(Role):
             return None
         return _Started(msg, lease, state, time.perf_counter())
 
-    def _complete(self, started: _Started, future: concurrent.futures.Future) -> None:
+    def _plan(self, started: _Started, future: concurrent.futures.Future) -> FetchPlan:
+        """The finished fetch's plan; a PermanentError is a refusal (pings covered, content
+        state kept); a TransientError goes to the caller (retried)."""
         msg, claim = started.msg, started.lease.seq or started.msg.seq
         try:
-            try:
-                fetched = future.result()
-            finally:
-                self.metrics.fetch_duration.observe(time.perf_counter() - started.started)
-            outcome = record_fetch(self.services, msg, claim, started.state, fetched)
+            fetched = future.result()
         except PermanentError as exc:
             logger.warning("fetch of %s refused: %s", host_label(msg.topic), exc)
-            self.storage.mark_fetched(msg.topic, claim)
-            outcome = "refused"
-        except TransientError:
-            self.metrics.fetches.labels("failed").inc()
-            raise
+            return covered_only(msg.topic, claim, started.lease.until, "refused")
         finally:
-            self._release(msg.topic, started.lease)
-        self.metrics.fetches.labels(outcome).inc()
+            self.metrics.fetch_duration.observe(time.perf_counter() - started.started)
+        return plan_fetch(msg, claim, started.lease.until, started.state, fetched)
 
     def _release(self, topic: str, lease: FetchClaim) -> None:
         if lease.until:

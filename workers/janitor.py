@@ -42,6 +42,7 @@ class Janitor(Role):
         old = s.storage.delete_notifications_before(now - s.settings.notification_retention)
         if purged or old:
             logger.info("purged %d expired subscriptions, %d old notifications", purged, old)
+        s.storage.purge_mirror_health()  # mirrors without subscriptions leave /status
 
 
 SPEC = RoleSpec(

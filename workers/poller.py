@@ -135,7 +135,7 @@ class Poller(Role):
                 )  # fmt: skip
                 last = round_.until
             self._count("changed")
-            if not page.more:
+            if not page.more or self._rate_limited:
                 return
             s.storage.claim_source(self.source, self.holder, s.clock(), self.lease_ttl)
 
@@ -182,6 +182,12 @@ class Poller(Role):
         self._failures = 0
         self._not_before = 0.0
         self._rate_limited = False
+        limit = self.journal.rate_limit
+        if limit is not None and limit.remaining == 0 and limit.reset:
+            # the index says the next call would be refused: wait for its window (no bursts)
+            self._not_before = s.clock() + min(limit.reset, MAX_BACKOFF)
+            self._rate_limited = True
+            self._count("paced")
         return result
 
     # -- degraded: the RSS fallback -----------------------------------------------------------

@@ -126,7 +126,10 @@ class Worker:
     def _consumer(self, conn: Connection, role: Role, consume: Consume) -> Consumer:
         channel = conn.channel()
         channel.basic_qos(0, consume.prefetch, False)
-        queue = topology.queue(self.messaging.namespace, consume.target)
+        queue = self.messaging.queue(consume.target)
+        if self.messaging.queue_type != topology.CLASSIC:
+            # quorum queues dead-letter into the parking queue: it must exist before that
+            self.messaging.queue(topology.PARKED)(channel).declare()
         errors = (*conn.connection_errors, *conn.channel_errors)
         consumer = Consumer(
             channel,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 
-from kombu import Connection
+from kombu import Connection, Queue
 
+from broker_hub import topology
 from broker_hub.messaging.amqp import AmqpPublisher
 from broker_hub.messaging.memory import MemoryPublisher, memory_connection
 from broker_hub.messaging.publisher import Headers, Publisher
@@ -21,11 +22,17 @@ __all__ = ["Headers", "Messaging", "Publisher"]
 class Messaging:
     """The process's view of the broker: consumer connections and its one publisher."""
 
-    def __init__(self, url: str, *, namespace: str, heartbeat: int = 30):
+    def __init__(self, url: str, *, namespace: str, heartbeat: int = 30,
+                 queue_type: str = topology.CLASSIC,
+                 delivery_limit: int = topology.DEFAULT_DELIVERY_LIMIT):
         self.url = url
         self.namespace = namespace
         self.heartbeat = heartbeat
         self.is_memory = url.startswith("memory://")
+        # HUB_QUEUE_TYPE: every declaration of a work queue goes through queue() (quorum
+        # queues need the same arguments everywhere); the memory broker has classic ones only
+        self.queue_type = topology.CLASSIC if self.is_memory else queue_type
+        self.delivery_limit = delivery_limit
         self._lock = threading.Lock()
         self._publisher: Publisher | None = None
 
@@ -36,6 +43,10 @@ class Messaging:
             return memory_connection(self.url)
         return Connection(self.url, heartbeat=self.heartbeat, connect_timeout=2)
 
+    def queue(self, target: str) -> Queue:
+        """The work queue of ``target`` as this hub declares it (classic or quorum)."""
+        return topology.queue(self.namespace, target, self.queue_type, self.delivery_limit)
+
     @property
     def publisher(self) -> Publisher:
         """The process's publisher, made on first use (after any fork of the web server)."""
@@ -44,7 +55,7 @@ class Messaging:
                 self._publisher = (
                     MemoryPublisher(self.url, namespace=self.namespace)
                     if self.is_memory
-                    else AmqpPublisher(self.url, namespace=self.namespace)
+                    else AmqpPublisher(self.url, namespace=self.namespace, queues=self.queue)
                 )
             return self._publisher
 

@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kombu import Connection, Queue
@@ -55,9 +55,12 @@ class _Pending:
 class AmqpPublisher:
     """:class:`~broker_hub.messaging.publisher.Publisher` on ``amqp://``; thread-safe."""
 
-    def __init__(self, url: str, *, namespace: str, confirm_timeout: float = 5.0):
+    def __init__(self, url: str, *, namespace: str, confirm_timeout: float = 5.0,
+                 queues: Callable[[str], Queue] | None = None):
         self.url = url
         self.namespace = namespace
+        # how a work queue is declared (Messaging.queue: classic or quorum)
+        self._queue = queues or (lambda target: topology.queue(namespace, target))
         self.confirm_timeout = confirm_timeout
         self._exchange = topology.exchange(namespace).name
         self._waiting: deque[_Pending] = deque()
@@ -106,7 +109,7 @@ class AmqpPublisher:
     # -- callers' side ------------------------------------------------------------------------
 
     def _item(self, message: Message, target: str, headers: Headers | None) -> _Pending:
-        queue = topology.queue(self.namespace, target)
+        queue = self._queue(target)
         return _Pending(to_body(message), self._exchange, target, queue, {}, dict(headers or {}))
 
     def _wait(self, items: list[_Pending]) -> None:

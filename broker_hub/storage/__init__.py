@@ -5,12 +5,16 @@ SQLite by default; PostgreSQL when several machines share it. Same SQL, chosen b
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 
 from broker_hub.storage.backends import Backend, backend_for
+from broker_hub.storage.health import HealthQueries, MirrorHealth, MirrorResult, TopicRow
+from broker_hub.storage.migrations import migrate
 from broker_hub.storage.notifications import NotificationQueries
 from broker_hub.storage.records import (
     FetchClaim,
+    FinishedFetch,
     NewNotification,
     Notification,
     PingRecord,
@@ -22,19 +26,15 @@ from broker_hub.storage.records import (
     TopicSummary,
     VerifiedChange,
 )
-from broker_hub.storage.schema import (
-    ADDED_COLUMNS,
-    COLUMNS_QUERY,
-    LATE_INDEXES,
-    add_column,
-    statements,
-)
 from broker_hub.storage.sources import SourceQueries
 from broker_hub.storage.topics import TopicQueries
 from broker_hub.urls import host_label
 
 __all__ = [
     "FetchClaim",
+    "FinishedFetch",
+    "MirrorHealth",
+    "MirrorResult",
     "NewNotification",
     "Notification",
     "PingRecord",
@@ -43,6 +43,7 @@ __all__ = [
     "Storage",
     "SubscribedTopic",
     "Subscription",
+    "TopicRow",
     "TopicState",
     "TopicSummary",
     "VerifiedChange",
@@ -66,7 +67,7 @@ def _subscription(row: tuple) -> Subscription:
     )
 
 
-class Storage(TopicQueries, NotificationQueries, SourceQueries):
+class Storage(TopicQueries, NotificationQueries, SourceQueries, HealthQueries):
     """The SQL implementation of :class:`broker_hub.storage.api.Store` (a topic's pings and
     fetches: :class:`TopicQueries`; notifications: :class:`NotificationQueries`).
     Thread-safe: each thread gets its own connection."""
@@ -79,18 +80,13 @@ class Storage(TopicQueries, NotificationQueries, SourceQueries):
         return cls(backend_for(url))
 
     def create_schema(self) -> None:
-        """Create what is missing: tables, indexes, and columns added since a table's first
-        release (so a database made by an older version keeps working)."""
-        dialect = self.backend.dialect
-        with self.backend.transaction():
-            for statement in statements(dialect):
-                self.backend.execute(statement)
-            for table, column, definition in ADDED_COLUMNS:
-                present = self.backend.execute(COLUMNS_QUERY[dialect], (table,)).fetchall()
-                if column not in {row[0] for row in present}:
-                    self.backend.execute(add_column(dialect, table, column, definition))
-            for statement in LATE_INDEXES:
-                self.backend.execute(statement)
+        """Bring the schema up to date (:mod:`broker_hub.storage.migrations`): a database
+        made by an older version keeps working."""
+        self.migrate()
+
+    def migrate(self) -> list[int]:
+        """Apply the missing migration steps; return their versions."""
+        return migrate(self.backend, time.time())
 
     def check(self) -> None:
         """Raise when the database does not answer."""

@@ -69,7 +69,15 @@ class NotificationQueries:
         row = self.backend.execute(
             "INSERT INTO notifications (topic, content_type, body, pinged_at, created_at, "
             f"sequence, dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
-            (item.topic, item.content_type, item.body, pinged_at, now, sequence, item.key),
+            (
+                item.topic,
+                item.content_type,
+                item.body,
+                pinged_at if item.pinged_at is None else item.pinged_at,
+                now,
+                sequence,
+                item.key,
+            ),
         ).fetchone()
         return _notification(row)
 

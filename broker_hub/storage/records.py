@@ -61,6 +61,22 @@ class NewNotification:
     content_type: str
     body: bytes
     key: str | None = None
+    pinged_at: float | None = None  # None: the time given to add_notifications
+
+
+@dataclass(frozen=True)
+class FinishedFetch:
+    """A fetch to record: the pings it covered, the lease it held, the state it leaves
+    (``content_hash`` None: keep the stored content state, only the pings are covered)."""
+
+    topic: str
+    fetched_seq: int
+    lease_until: float
+    etag: str | None = None
+    last_modified: str | None = None
+    content_hash: str | None = None
+    content_type: str | None = None
+    entries: str | None = None
 
 
 @dataclass(frozen=True)

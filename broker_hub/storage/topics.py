@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from broker_hub.storage.backends import Backend
-from broker_hub.storage.records import FetchClaim, PingRecord, TopicState
+from broker_hub.storage.records import FetchClaim, FinishedFetch, PingRecord, TopicState
 
 _TOPIC_COLUMNS = (
     "url, ping_seq, fetched_seq, etag, last_modified, content_hash, content_type, entries"
@@ -130,6 +130,23 @@ class TopicQueries:
                 topic,
             ),
         )
+
+    def finish_fetches(self, done: list[FinishedFetch], now: float) -> None:
+        """Record several fetches and release their leases, in one transaction."""
+        if not done:
+            return
+        with self.backend.transaction():
+            for f in done:
+                if f.content_hash is None:
+                    self.mark_fetched(f.topic, f.fetched_seq)
+                else:
+                    self.save_fetch(
+                        f.topic, fetched_seq=f.fetched_seq, etag=f.etag,
+                        last_modified=f.last_modified, content_hash=f.content_hash,
+                        content_type=f.content_type, entries=f.entries, now=now,
+                    )  # fmt: skip
+                if f.lease_until:
+                    self.release_fetch(f.topic, f.lease_until)
 
     def mark_fetched(self, topic: str, fetched_seq: int) -> None:
         """Record that pings up to ``fetched_seq`` are covered, keeping the content state."""

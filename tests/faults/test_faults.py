@@ -22,16 +22,24 @@ import requests
 from kombu import Connection, Producer
 
 from broker_hub import topology
-from tests.integration.hubs import RunningHub, poll, quiet_period, split_hub, wait_posts
 from tests.support import rabbit
-from tests.support.processes import free_port, start_hub, wait_for
+from tests.support.hubs import (
+    RunningHub,
+    build_env,
+    launch,
+    poll,
+    quiet_period,
+    split,
+    wait_posts,
+)
+from tests.support.processes import free_port, wait_for
 
 SUBSCRIBERS = 1000
 
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[RunningHub]:
-    with split_hub(
+    with split(
         tmp_path,
         HUB_DELIVERY_PER_HOST="16",
         HUB_DELIVERY_BATCH_SIZE="250",
@@ -92,7 +100,7 @@ def test_deliverer_killed_mid_fan_out_loses_nothing(hub, publisher, subscriber):
     subscriber.configure(path, delay=0.02)  # 16 at a time: the fan-out takes about 1.3 s
     hub.publish(topic)
     wait_for(lambda: subscriber.count(path, "POST") >= SUBSCRIBERS // 3, timeout=30)
-    hub.processes["deliverer"].kill()  # kill -9, mid fan-out
+    hub.kill("deliverer")  # kill -9, mid fan-out
     at_kill = subscriber.count(path, "POST")
     assert at_kill < SUBSCRIBERS, "the fan-out finished before the kill: slow it down"
     hub.start("deliverer")
@@ -110,7 +118,7 @@ def test_fetcher_killed_between_ping_and_fetch_loses_nothing(hub, publisher, sub
     subscribe_many(hub, topic, subscriber.url(path), SUBSCRIBERS)
     hub.publish(topic)
     wait_for(lambda: publisher.fetches(path), timeout=10)  # the fetch is in flight
-    hub.processes["fetcher"].kill()
+    hub.kill("fetcher")
     publisher.set_topic(path, "release 2.0", "text/plain")  # answers at once from now on
     hub.start("fetcher")
     counts = all_received(subscriber, path, SUBSCRIBERS)
@@ -254,16 +262,13 @@ def test_unreadable_messages_are_parked_not_dropped(hub):
 
 
 def test_web_front_without_broker_answers_503_never_204(tmp_path, publisher, subscriber):
-    port = free_port()
-    env = {
-        "HUB_BIND": f"127.0.0.1:{port}",
-        "HUB_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}//",  # nothing listens
-        "HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.sqlite3'}",
-        "HUB_ALLOW_PRIVATE_ADDRESSES": "true",
-        "HUB_WEB_WORKERS": "1",
-    }
-    url = f"http://127.0.0.1:{port}/"
-    web = start_hub("web", env, wait_health_url=url + "healthz", log_dir=tmp_path)
+    env = build_env(
+        database_url=f"sqlite:///{tmp_path / 'hub.sqlite3'}",
+        broker_url=f"amqp://guest:guest@127.0.0.1:{free_port()}//",  # nothing listens
+        HUB_WEB_WORKERS="1",
+    )
+    url = f"http://{env['HUB_BIND']}/"
+    web = launch("web", env, log_dir=tmp_path)
     try:
         topic = publisher.set_topic("/k5", "x", "text/plain")
         for data in (

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from kombu import Connection
 
 from broker_hub import topology
@@ -18,6 +19,7 @@ from broker_hub.messaging import Messaging
 from broker_hub.metrics import Metrics
 from broker_hub.services import Services
 from broker_hub.storage import Storage
+from web import create_app
 
 
 @pytest.fixture
@@ -38,6 +40,12 @@ def services(settings: Settings) -> Iterator[Services]:
     services = Services(settings, storage, messaging, Metrics())
     yield services
     services.close()
+
+
+@pytest.fixture
+def client(services: Services) -> FlaskClient:
+    """The web front on these services, through Flask's test client."""
+    return create_app(services=services).test_client()
 
 
 def take(services: Services, target: str, limit: int = 100) -> list[tuple[Message, dict]]:

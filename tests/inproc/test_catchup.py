@@ -7,7 +7,6 @@ import base64
 import dataclasses
 import json
 
-import pytest
 from flask.testing import FlaskClient
 
 from broker_hub.services import Services
@@ -16,11 +15,6 @@ from web.catchup import catchup_token
 
 TOPIC = "https://feeds.example/feed.xml"
 CALLBACK = "https://mirror.example/cb"
-
-
-@pytest.fixture
-def client(services: Services) -> FlaskClient:
-    return create_app(services=services).test_client()
 
 
 def test_generic_topic_catch_up_by_sequence(client: FlaskClient, services: Services) -> None:

@@ -9,15 +9,9 @@ from broker_hub import topology
 from broker_hub.messages import FetchTopic, VerifyIntent
 from broker_hub.services import Services
 from tests.inproc.conftest import take
-from web import create_app
 
 TOPIC = "http://127.0.0.1:9/feed.xml"
 CALLBACK = "http://127.0.0.1:9/cb?x=1"
-
-
-@pytest.fixture
-def client(services: Services) -> FlaskClient:
-    return create_app(services=services).test_client()
 
 
 def test_subscribe_queues_one_verification(client: FlaskClient, services: Services) -> None:

@@ -15,14 +15,7 @@ from urllib.parse import parse_qs
 import feedparser
 import pytest
 
-from tests.integration.hubs import (
-    RunningHub,
-    embedded_hub,
-    poll,
-    quiet_period,
-    split_hub,
-    wait_posts,
-)
+from tests.support.hubs import RunningHub, embedded, poll, quiet_period, split, wait_posts
 from tests.support.processes import wait_for
 
 ATOM = "application/atom+xml"
@@ -46,7 +39,7 @@ def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     RunningHub
 ]:
     tmp: Path = tmp_path_factory.mktemp(request.param)
-    runner = embedded_hub if request.param == "embedded" else split_hub
+    runner = embedded if request.param == "embedded" else split
     with runner(tmp) as running:
         yield running
 

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from broker_hub.signing import verify_signature
-from tests.integration.hubs import RunningHub, embedded_hub, poll
 from tests.support.fake_pypi import FakePyPIClient, running_fake_pypi
+from tests.support.hubs import RunningHub, embedded, poll
 from tests.support.subscriber import SubscriberClient
 
 SECRET = "mirror-secret"
+USER_AGENT = "broker-hub tests (https://example.org/contact)"
 
 
 @pytest.fixture
@@ -31,6 +32,7 @@ def bridge_env(index_url: str, **overrides: str) -> dict[str, str]:
         "HUB_PYPI_POLL_INTERVAL": "0.2",
         "HUB_PYPI_FALLBACK_AFTER": "1",
         "HUB_PYPI_TIMEOUT": "10",
+        "HUB_PYPI_USER_AGENT": USER_AGENT,
         **overrides,
     }
 
@@ -38,7 +40,7 @@ def bridge_env(index_url: str, **overrides: str) -> dict[str, str]:
 @pytest.fixture
 def bridge(tmp_path: Path, fake_pypi: tuple[str, FakePyPIClient]) -> Iterator[RunningHub]:
     """``broker-hub run`` with the poller watching the fake index."""
-    with embedded_hub(tmp_path, **bridge_env(fake_pypi[0])) as hub:
+    with embedded(tmp_path, **bridge_env(fake_pypi[0])) as hub:
         yield hub
 
 

@@ -7,9 +7,9 @@ import itertools
 
 import requests
 
-from tests.integration.hubs import RunningHub, quiet_period
-from tests.pypi.conftest import follow, pushes, serials, wait_pushes
+from tests.pypi.conftest import USER_AGENT, follow, pushes, serials, wait_pushes
 from tests.support.fake_pypi import FakePyPIClient
+from tests.support.hubs import RunningHub, quiet_period
 from tests.support.subscriber import SubscriberClient
 
 
@@ -72,6 +72,11 @@ def test_topic_page_and_catch_up(
         url = body["next"]
     assert seen == serials(pushes(subscriber, "/all"))
     assert requests.get(bridge.url + "pypi/changes?since=-1", timeout=10).status_code == 400
+    assert set(pypi.stats()["user_agents"]) == {USER_AGENT}  # it says who it is, every call
+    # /status and /status.json show how far the hub has read the journal
+    [source] = requests.get(bridge.url + "status.json", timeout=10).json()["sources"]
+    assert source["serial"] == newest and source["lag_seconds"] == 0 and not source["last_error"]
+    assert "Source index (PyPI bridge)" in requests.get(bridge.url + "status", timeout=10).text
     moved = requests.get(bridge.url + "pypi/project/Proj3", timeout=10, allow_redirects=False)
     assert moved.status_code == 301 and moved.headers["Location"].endswith("/pypi/project/proj3")
 

@@ -9,12 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.integration.hubs import RunningHub, split_hub, wait_for
 from tests.pypi.conftest import bridge_env, follow, serials, wait_pushes
 from tests.support.fake_pypi import FakePyPIClient
-from tests.support.processes import free_port, start_hub
+from tests.support.hubs import RunningHub, split
+from tests.support.processes import wait_for
 from tests.support.subscriber import SubscriberClient
 
 BACKLOG = 60_000
@@ -23,7 +22,7 @@ BACKLOG = 60_000
 @pytest.fixture
 def split_bridge(tmp_path: Path, fake_pypi: tuple[str, FakePyPIClient]) -> Iterator[RunningHub]:
     env = bridge_env(fake_pypi[0], HUB_PYPI_START_SERIAL="0", HUB_DELIVERY_MAX_ATTEMPTS="8")
-    with split_hub(tmp_path, **env) as hub:
+    with split(tmp_path, **env) as hub:
         yield hub
 
 
@@ -78,7 +77,8 @@ def test_poller_killed_mid_backlog_loses_nothing(
         return bool(state and state.last_serial and 0 < state.last_serial < expected[-1])
 
     wait_for(midway, timeout=60, interval=0.01, message="the poller to be midway")
-    poller.kill()  # SIGKILL: no graceful anything
+    split_bridge.kill("poller")  # SIGKILL: no graceful anything
+    assert not poller.alive()
     split_bridge.start("poller")
     got = wait_pushes(subscriber, "/all", lambda n: n and n[-1]["until"] >= expected[-1],
                       timeout=120)  # fmt: skip
@@ -94,19 +94,14 @@ def test_two_pollers_publish_each_change_once(
 ) -> None:
     index_url, pypi = fake_pypi
     follow(split_bridge, subscriber, "pypi/changes", "/all")
-    split_bridge.start("poller")
-    port = free_port()
-    second = start_hub("poller", {**split_bridge.env, "HUB_METRICS_PORT": str(port)},
-                       wait_metrics_port=port, log_dir=split_bridge.log_dir)  # fmt: skip
-    split_bridge.retired.append(second)  # stopped with the hub
+    first = split_bridge.start("poller")
+    second = split_bridge.start("poller")  # the first keeps running (and is scraped too)
     for i in range(10):
         pypi.release(f"pkg{i}", "1.0")
     expected = journal(pypi, index_url)
     got = wait_pushes(subscriber, "/all", lambda n: n and n[-1]["until"] >= expected[-1],
                       timeout=60)  # fmt: skip
     assert serials(got) == expected  # each change once, though two pollers ran
-    assert second.alive()
-    standby = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    first_port = split_bridge.processes["poller"].env["HUB_METRICS_PORT"]
-    first = requests.get(f"http://127.0.0.1:{first_port}/metrics", timeout=10).text
-    assert 'outcome="standby"' in standby + first  # one of them waited for the other's lease
+    assert first.alive() and second.alive()
+    # one of them waited for the other's lease
+    assert split_bridge.metric("broker_hub_polls_total", outcome="standby") > 0

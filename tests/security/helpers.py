@@ -1,58 +1,18 @@
-"""Helpers of the security tests: a handle on a running hub, a loopback alias, waits."""
+"""Helpers of the security tests: a loopback alias, the form content type, waits.
+
+``Hub`` (a running hub whose helpers leave the status to the test) now lives in
+:mod:`tests.support.hubs`; it is re-exported here for the tests that import it from here.
+"""
 
 from __future__ import annotations
 
 import socket
-import time
-from dataclasses import dataclass
 
-import requests
+from tests.support.hubs import Hub, quiet_period
 
-from broker_hub.storage import Storage
-from tests.support.processes import HubProcess
+__all__ = ["FORM", "Hub", "loopback_alias", "quiet"]
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-@dataclass
-class Hub:
-    """A running embedded hub: its URL, process and database."""
-
-    url: str  # the hub endpoint, with its trailing slash
-    process: HubProcess
-    storage: Storage
-
-    def post(self, data: object = None, **kwargs: object) -> requests.Response:
-        kwargs.setdefault("timeout", 10)
-        return requests.post(self.url, data=data, **kwargs)  # type: ignore[arg-type]
-
-    def subscribe(self, topic: str, callback: str, **extra: str) -> requests.Response:
-        pairs = [("hub.mode", "subscribe"), ("hub.topic", topic), ("hub.callback", callback)]
-        return self.post(pairs + [(f"hub.{k}", v) for k, v in extra.items()])
-
-    def publish(self, *topics: str, **kwargs: object) -> requests.Response:
-        return self.post([("hub.mode", "publish")] + [("hub.url", t) for t in topics], **kwargs)
-
-    def healthy(self) -> bool:
-        return requests.get(self.url + "healthz", timeout=10).status_code == 200
-
-    def metrics(self) -> str:
-        return requests.get(self.url + "metrics", timeout=10).text
-
-    def metric(self, name: str, **labels: str) -> float:
-        """The value of one sample on /metrics (0 when absent)."""
-        wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
-        head = f"{name}{{{wanted}}}" if labels else name
-        for line in self.metrics().splitlines():
-            if line.startswith(head + " "):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
-
-    def subscription(self, topic: str, callback: str) -> object:
-        return self.storage.find_subscription(topic, callback)
-
-    def log(self) -> str:
-        return self.process.log()
 
 
 def loopback_alias() -> str:
@@ -72,4 +32,4 @@ def loopback_alias() -> str:
 
 def quiet(seconds: float = 1.0) -> None:
     """Give the hub time to do something it must not do."""
-    time.sleep(seconds)
+    quiet_period(seconds)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.security.helpers import FORM, Hub
+from tests.security.helpers import FORM
+from tests.support.hubs import Hub
 
 
 @pytest.fixture(scope="module")

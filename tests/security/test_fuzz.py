@@ -13,7 +13,7 @@ import requests
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.security.helpers import Hub
+from tests.support.hubs import Hub
 
 NAMES = [
     "hub.mode",

@@ -11,8 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.security.helpers import Hub, quiet
+from tests.security.helpers import quiet
 from tests.support.hostile_xml import billion_laughs
+from tests.support.hubs import Hub
 from tests.support.processes import wait_for
 
 TEXT = "text/plain"

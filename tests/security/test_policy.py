@@ -6,7 +6,8 @@ import pytest
 import requests
 
 from broker_hub.signing import verify_signature
-from tests.security.helpers import Hub, quiet
+from tests.security.helpers import quiet
+from tests.support.hubs import Hub
 from tests.support.processes import wait_for
 
 TOKEN = "publisher-token-Zq8vX2"

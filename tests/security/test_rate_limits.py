@@ -9,7 +9,7 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from tests.security.helpers import Hub
+from tests.support.hubs import Hub
 from tests.support.processes import wait_for
 
 TOKEN = "rate-test-publisher-token"

@@ -10,13 +10,12 @@ from __future__ import annotations
 import time
 
 import pytest
-import requests
 
 from broker_hub.config import Settings
 from broker_hub.metrics import Metrics
-from tests.security.helpers import Hub, loopback_alias, quiet
-from tests.support import rabbit
-from tests.support.processes import free_port, start_hub, wait_for
+from tests.security.helpers import loopback_alias, quiet
+from tests.support.hubs import Hub, embedded, split
+from tests.support.processes import wait_for
 
 PUBLIC_TOPIC = "http://example.invalid/feed"
 PUBLIC_CALLBACK = "http://example.invalid/cb"
@@ -185,79 +184,31 @@ def test_forbidden_at_delivery_time_not_only_at_subscribe(tmp_path, subscriber, 
     (``hub.mode=denied``, over the per-topic limit) to a name resolving to loopback is not
     sent either.
     """
-    assert rabbit.rabbitmq_available(), "RabbitMQ must answer on 127.0.0.1:5672 (make rabbitmq)"
-    database = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
-    base = {
-        "HUB_BIND": f"127.0.0.1:{free_port()}",
-        "HUB_DATABASE_URL": database,
-        "HUB_ALLOW_PRIVATE_ADDRESSES": "true",
-        "HUB_DELIVERY_BACKOFF_BASE": "0.2",
+    settings = {
+        "HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.sqlite3'}",  # shared by both phases
         "HUB_DELIVERY_MAX_ATTEMPTS": "2",
         "HUB_HTTP_TIMEOUT": "2",
     }
-    url = f"http://{base['HUB_BIND']}/"
     topic = publisher.set_topic("/late.txt", b"v1", "text/plain")
     callback = subscriber.url("/late")
 
-    embedded = start_hub("run", base, wait_health_url=url + "healthz", log_dir=tmp_path)
-    try:
-        requests.post(
-            url,
-            data={"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": callback},
-            timeout=10,
-        ).raise_for_status()
+    with embedded(tmp_path, **settings) as hub:  # private addresses allowed
+        hub.subscribe(topic, callback)
         wait_for(lambda: subscriber.verifications("/late"), timeout=10)
-        time.sleep(0.3)  # let the verification be recorded
-    finally:
-        embedded.stop()
+        hub.subscribed(topic, callback)
 
-    namespace = f"bht_{free_port()}"
-    split = {**base, "HUB_BROKER_URL": rabbit.AMQP_URL, "HUB_NAMESPACE": namespace}
-    deliverer_port = free_port()
-    processes = []
-    try:
-        processes.append(start_hub("web", split, wait_health_url=url + "healthz", log_dir=tmp_path))
-        fetcher_port = free_port()
-        processes.append(
-            start_hub(
-                "fetcher",
-                {**split, "HUB_METRICS_PORT": str(fetcher_port)},
-                wait_metrics_port=fetcher_port,
-                log_dir=tmp_path,
-            )
-        )
-        deliverer_env = {
-            **split,
-            "HUB_METRICS_PORT": str(deliverer_port),
-            "HUB_ALLOW_PRIVATE_ADDRESSES": "false",
-            "HUB_MAX_SUBSCRIPTIONS_PER_TOPIC": "1",
-        }
-        processes.append(
-            start_hub(
-                "deliverer", deliverer_env, wait_metrics_port=deliverer_port, log_dir=tmp_path
-            )
-        )
-        metrics_url = f"http://127.0.0.1:{deliverer_port}/metrics"
+    with split(tmp_path, roles=("fetcher",), **settings) as hub:
+        hub.start("deliverer", HUB_ALLOW_PRIVATE_ADDRESSES="false",
+                  HUB_MAX_SUBSCRIPTIONS_PER_TOPIC="1")
         subscriber.reset()
-
-        requests.post(url, data={"hub.mode": "publish", "hub.url": topic}, timeout=10)
-        refused = (
-            f'broker_hub_deliveries_total{{mirror="127.0.0.1:{subscriber.port}",outcome="refused"}}'
-        )
-        wait_for(lambda: refused in requests.get(metrics_url, timeout=5).text, timeout=15)
+        hub.publish(topic)
+        mirror = f"127.0.0.1:{subscriber.port}"
+        wait_for(lambda: hub.metric("broker_hub_deliveries_total", mirror=mirror,
+                                    outcome="refused"), timeout=15)
         assert [f["path"] for f in publisher.fetches("/late.txt")]  # it was fetched
 
-        alias_callback = f"http://{loopback_alias()}:{subscriber.port}/denied"
-        requests.post(
-            url,
-            data={"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": alias_callback},
-            timeout=10,
-        ).raise_for_status()
-        denied = 'broker_hub_verifications_total{mode="subscribe",outcome="denied"}'
-        wait_for(lambda: denied in requests.get(metrics_url, timeout=5).text, timeout=15)
+        hub.subscribe(topic, f"http://{loopback_alias()}:{subscriber.port}/denied")
+        wait_for(lambda: hub.metric("broker_hub_verifications_total", mode="subscribe",
+                                    outcome="denied"), timeout=15)
         quiet(0.5)
         assert subscriber.requests() == []
-    finally:
-        for process in processes:
-            process.stop()
-        rabbit.delete_namespace(namespace)

@@ -9,6 +9,8 @@ import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 HOST = "127.0.0.1"
 PORT = 5672
 AMQP_URL = os.environ.get("BROKER_HUB_TEST_AMQP_URL", f"amqp://guest:guest@{HOST}:{PORT}//")
@@ -22,6 +24,16 @@ def rabbitmq_available(host: str = HOST, port: int = PORT, timeout: float = 1.0)
             return True
     except OSError:
         return False
+
+
+def require_rabbitmq() -> None:
+    """Fail the test (never skip) when RabbitMQ does not answer."""
+    if not rabbitmq_available():
+        pytest.fail(
+            f"RabbitMQ is not answering on {HOST}:{PORT}. These tests never skip: "
+            "start it with `make rabbitmq` (scripts/ensure-rabbitmq.sh).",
+            pytrace=False,
+        )
 
 
 def _rabbitmqctl_names(what: str, vhost: str = VHOST) -> list[str]:

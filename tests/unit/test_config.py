@@ -195,3 +195,10 @@ def test_positive_float_rejects_non_finite(raw: str) -> None:
     # A NaN or infinite timeout/backoff is not a usable positive number.
     with pytest.raises(ConfigError, match="HUB_HTTP_TIMEOUT"):
         Settings.from_env({"HUB_HTTP_TIMEOUT": raw})
+
+
+def test_pypi_url_is_checked_and_trimmed() -> None:
+    assert Settings.from_env({"HUB_PYPI_URL": "https://pypi.org/"}).pypi_url == "https://pypi.org"
+    assert not Settings.from_env({}).pypi_enabled
+    with pytest.raises(ConfigError, match="HUB_PYPI_URL"):
+        Settings.from_env({"HUB_PYPI_URL": "pypi.org"})
