@@ -7,10 +7,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit rabbitmq tools mirror-tools lint bench bench-scale bench-isolation clean
+.PHONY: help venv run test test-unit rabbitmq tools mirror-tools lint bench bench-bridge bench-scale bench-isolation clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 venv: $(STAMP) ## create .venv and install the hub with its dev extras (only when pyproject.toml changed)
 
@@ -48,8 +48,9 @@ lint: venv ## ruff, mypy, and the import contracts (web and workers never import
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: venv mirror-tools ## run the benchmarks (python -m bench, bench.mirror, the isolation scenarios)
+bench: venv mirror-tools ## run the benchmarks (bench, bench.bridge, bench.mirror, the isolation scenarios)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.bridge
 	$(BIN)/python -m bench.mirror
 	$(BIN)/python -m bench.isolation_diff
 	$(BIN)/python -m bench.isolation_stalls
@@ -57,6 +58,9 @@ bench: venv mirror-tools ## run the benchmarks (python -m bench, bench.mirror, t
 bench-isolation: venv ## only the isolation scenarios: diff of duplicate entries, honest delays
 	$(BIN)/python -m bench.isolation_diff
 	$(BIN)/python -m bench.isolation_stalls
+
+bench-bridge: venv ## only the PyPI bridge benchmark (python -m bench.bridge; --quick: a smoke run)
+	$(BIN)/python -m bench.bridge
 
 # SCALE_ARGS: e.g. SCALE_ARGS=--quick (smoke, ~4 min), SCALE_ARGS=--million, SCALE_ARGS="--only web"
 bench-scale: venv rabbitmq ## scale-out under per-process CPU caps (python -m bench.scale; cgroups need root)

@@ -109,9 +109,10 @@ class BrokerHub(Hub):
     ping_param = "hub.url"
 
     def __init__(self, ctx: Context, *, name: str, deliverers: int = 1, db: str = "sqlite",
-                 tunables: dict[str, str] | None = None):
+                 tunables: dict[str, str] | None = None, extra_roles: tuple[str, ...] = ()):
         super().__init__(ctx)
         self.name = name
+        self.extra_roles = extra_roles  # more worker subcommands (e.g. "poller"), one each
         self.namespace = f"bench_{ctx.run_id}_{name}"
         self.deliverers = deliverers
         self.db = db
@@ -170,9 +171,15 @@ class BrokerHub(Hub):
         for i in range(self.deliverers):
             spawn("deliverer", i, {"HUB_METRICS_PORT": str(ports[i + 1])})
         self.metrics_ports = ports[1:]
+        self.role_ports: dict[str, int] = {}
+        for role in self.extra_roles:
+            self.role_ports[role] = free_port()
+            spawn(role, 0, {"HUB_METRICS_PORT": str(self.role_ports[role])})
         wait_port(ports[0], 60, fetcher)
         for p, proc in zip(self.metrics_ports, self.procs["deliverer"], strict=True):
             wait_port(p, 60, proc)
+        for role, p in self.role_ports.items():
+            wait_port(p, 60, self.procs[role][0])
 
     def _wait_health(self) -> None:
         deadline = time.monotonic() + 30

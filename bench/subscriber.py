@@ -12,12 +12,15 @@ Endpoints (the same as the aiohttp server this replaces, with the same JSON):
   last byte was read), ``X-Hub-Delivery-Id``, the largest ``urn:bench:entry:<seq>`` in the body
   (-1 if none), and checks ``X-Hub-Signature: <algo>=<hex>`` (sha1, sha256, sha384, sha512)
   against ``secret_for(seed, path)`` (a mismatch or an unknown algorithm: ``bad_signatures``;
-  no header: ``unsigned``).
+  no header: ``unsigned``). A JSON body (the PyPI bridge's notifications, ``{...}``) is logged
+  instead as (path, arrival, first and last ``"serial"`` of its entries, delivery id), and
+  each callback's highest serial is kept (``/_stats``: ``json`` = deliveries, callbacks and
+  the sum of their highest serials, so the orchestrator can wait without fetching the log).
 - ``/_stats/<topic_id>``, ``/_times/<topic_id>/<seq>``, ``/_total/<topic_id>?min=<seq>`` (JSON
   for the orchestrator; ``out_of_order`` counts deliveries older than one the same callback had
-  already, ``verify_requests`` every subscribe verification answered),
-  ``/_forget/<topic_id>`` (``204``; frees the topic), ``/_health`` (``ok``); ``404`` otherwise,
-  ``500`` if a handler fails (e.g. ``/_times/x/notanumber``).
+  already, ``verify_requests`` every subscribe verification answered), ``/_log/<topic_id>``
+  (the JSON deliveries), ``/_forget/<topic_id>`` (``204``; frees the topic), ``/_health``
+  (``ok``); ``404`` otherwise, ``500`` if a handler fails (e.g. ``/_times/x/notanumber``).
 
 HTTP/1.1 handling: ``bench/rawhttp.py``. The hot path (a delivery POST): the request line and
 head are parsed with ``bytes`` operations, the head is lower-cased once (one C call) and only
@@ -70,6 +73,7 @@ from bench.rawhttp import (
 from bench.subscriber_control import Topic
 
 SEQ = re.compile(rb"urn:bench:entry:(\d+)")
+SERIAL = re.compile(rb'"serial": ?(\d+)')  # the PyPI bridge's entries (compact JSON)
 # X-Hub-Signature algorithm -> (hash constructor, HMAC block size)
 HASHES = {b"sha1": (hashlib.sha1, 64), b"sha256": (hashlib.sha256, 64),
           b"sha384": (hashlib.sha384, 128), b"sha512": (hashlib.sha512, 128)}
@@ -185,22 +189,32 @@ class Server:
                     if fn is None or not hmac.compare_digest(
                             fn(opad + fn(ipad + body).digest()).hexdigest().encode(), digest):
                         topic.bad_sig += 1
-                seqs = SEQ.findall(body)
-                seq = (int(seqs[0]) if len(seqs) == 1 else max(map(int, seqs))) if seqs else -1
-                rec = topic.deliveries.get(seq)
-                if rec is None:
-                    rec = topic.deliveries[seq] = [0, set(), set(), []]
-                rec[0] += 1
-                rec[1].add(cb[1])
-                if seq < topic.last.get(cb[1], -1):
-                    topic.out_of_order += 1
-                else:
-                    topic.last[cb[1]] = seq
                 i = low.find(H_DELIVERY_ID)
-                if i >= 0:
-                    i += 20
-                    rec[2].add(data[line_end + i:line_end + low.find(b"\r\n", i)].strip())
-                rec[3].append(now)
+                delivery_id = (data[line_end + i + 20:line_end + low.find(b"\r\n", i + 20)]
+                               .strip() if i >= 0 else b"")
+                if body[:1] == b"{":  # JSON: a PyPI bridge notification
+                    serials = SERIAL.findall(body)  # entries are oldest first
+                    first, last = (int(serials[0]), int(serials[-1])) if serials else (-1, -1)
+                    topic.json_log.append((cb[1], now, first, last, delivery_id.decode()))
+                    high = topic.json_max.get(cb[1], 0)
+                    if last > high:
+                        topic.json_max[cb[1]] = last
+                        topic.json_sum += last - high
+                else:
+                    seqs = SEQ.findall(body)
+                    seq = (int(seqs[0]) if len(seqs) == 1 else max(map(int, seqs))) if seqs else -1
+                    rec = topic.deliveries.get(seq)
+                    if rec is None:
+                        rec = topic.deliveries[seq] = [0, set(), set(), []]
+                    rec[0] += 1
+                    rec[1].add(cb[1])
+                    if seq < topic.last.get(cb[1], -1):
+                        topic.out_of_order += 1
+                    else:
+                        topic.last[cb[1]] = seq
+                    if delivery_id:
+                        rec[2].add(delivery_id)
+                    rec[3].append(now)
                 answer = R204 if not connection else response(204, connection=connection)
             else:
                 answer = self.handle(method, target, connection)

@@ -11,8 +11,8 @@ from bench.rawhttp import JSON_UTF8, TEXT_UTF8, response
 
 
 class Topic:
-    __slots__ = ("bad_sig", "deliveries", "last", "out_of_order", "unsigned", "unverified_modes",
-                 "verified", "verify_requests")
+    __slots__ = ("bad_sig", "deliveries", "json_log", "json_max", "json_sum", "last",
+                 "out_of_order", "unsigned", "unverified_modes", "verified", "verify_requests")
 
     def __init__(self) -> None:
         self.verified: set[str] = set()
@@ -24,6 +24,11 @@ class Topic:
         self.out_of_order = 0  # deliveries older than one the same callback already had
         # seq -> [count, set(paths), set(delivery ids), [arrival times]]
         self.deliveries: dict[int, list] = {}
+        # JSON bodies (the PyPI bridge): [(path, arrival, first serial, last serial, delivery
+        # id)], and per path the highest serial seen (and their sum)
+        self.json_log: list[tuple[str, float, int, int, str]] = []
+        self.json_max: dict[str, int] = {}
+        self.json_sum = 0
 
 
 def handle(server, method: bytes, target: bytes, connection: bytes) -> bytes:
@@ -59,6 +64,8 @@ def handle(server, method: bytes, target: bytes, connection: bytes) -> bytes:
                 str(seq): {"count": r[0], "distinct": len(r[1]), "delivery_ids": len(r[2])}
                 for seq, r in topic.deliveries.items()
             },
+            "json": {"deliveries": len(topic.json_log), "callbacks": len(topic.json_max),
+                     "sum_max": topic.json_sum},
         }
         return response(200, json.dumps(out).encode(), JSON_UTF8, connection, head_only)
     if path.startswith("/_times/"):
@@ -77,6 +84,10 @@ def handle(server, method: bytes, target: bytes, connection: bytes) -> bytes:
                "seqs": len(recs), "out_of_order": topic.out_of_order,
                "verify_requests": topic.verify_requests, "verified": len(topic.verified)}
         return response(200, json.dumps(out).encode(), JSON_UTF8, connection, head_only)
+    if path.startswith("/_log/"):  # the JSON deliveries
+        topic = server.topics.get(path.split("/")[2]) or Topic()
+        return response(200, json.dumps(topic.json_log).encode(), JSON_UTF8, connection,
+                        head_only)
     if path.startswith("/_forget/"):  # free the memory of a finished topic
         topic_id = path.split("/")[2]
         server.topics.pop(topic_id, None)
