@@ -86,7 +86,13 @@ def plan_fetch(
     if diff is not None and not diff.changed:
         return FetchPlan("unchanged", leaves(entries))
     body = diff.body if diff is not None else fetched.body
-    notification = NewNotification(msg.topic, fetched.content_type, body, pinged_at=msg.pinged_at)
+    # The key names this change: the state it was diffed against and what it became. A fetch
+    # repeated because recording the first failed (the broker restarted mid fan-out) finds the
+    # notification stored and fans it out again instead of notifying the change twice.
+    key = f"{state.fetched_seq if state else 0}:{digest}"
+    notification = NewNotification(
+        msg.topic, fetched.content_type, body, key=key, pinged_at=msg.pinged_at
+    )
     return FetchPlan("changed", leaves(entries), notification)
 
 

@@ -81,3 +81,21 @@ def test_unreadable_and_misrouted_messages_are_parked(services: Services) -> Non
         got: list[Parked] = []
         wait_until(lambda: got.extend(parked(services)) or got)
     assert role.calls == [] and "got a verify message" in got[0].reason
+
+
+def test_a_change_recorded_twice_is_one_notification(services: Services) -> None:
+    """A fetch whose recording failed after its notification was stored (the broker restarted
+    mid fan-out) is fetched again: the same change must not become a second notification."""
+    from broker_hub.storage import TopicState
+    from workers.fetch_record import Fetched, plan_fetch, record_fetches
+
+    topic = "http://t.example/feed"
+    services.storage.record_ping(topic, 1.0)
+    services.storage.activate(topic, "http://m.example/cb", None, 3600, services.clock())
+    state = TopicState(topic, 1, 0, None, None, None, None, None)
+    fetched = Fetched(200, b"<feed/>", "text/plain", None, None)
+    plan = plan_fetch(FetchTopic(topic, 1, 1.0), 1, 0.0, state, fetched)
+    first = services.storage.add_notifications([plan.notification], pinged_at=1.0, now=2.0)
+    record_fetches(services, [plan])  # the retry: stored already, fanned out again, recorded
+    assert services.storage.notifications_after(topic, 0, 10) == first
+    assert len([m for m, _ in take(services, topology.DELIVER)]) == 1
