@@ -460,3 +460,23 @@ def test_mark_delivered_from_two_threads_never_deadlocks(storage: Storage) -> No
         thread.join(60)
     assert errors == []
     assert {storage.subscription(sid).delivered_upto for sid in ids} == {2014}
+
+
+def test_mirror_results_fold_in_order(storage: Storage) -> None:
+    from broker_hub.storage.health import MirrorResult
+
+    storage.activate(T, "http://a.example/cb", None, 3600, NOW)
+    storage.activate(T, "http://b.example/cb", None, 3600, NOW)
+    storage.record_mirror_results(
+        [MirrorResult("a.example", False, 503, "http_503"), MirrorResult("b.example", False, 500),
+         MirrorResult("a.example", True, 200), MirrorResult("b.example", False, 502, "http_5xx"),
+         MirrorResult("a.example", False, 429, "http_429"),
+         MirrorResult("a.example", False, 503, "http_503")],
+        NOW,
+    )  # fmt: skip
+    storage.record_mirror_results([MirrorResult("b.example", False, 504, "timeout")], NOW + 1)
+    health = {h.mirror: h for h in storage.mirrors_health(NOW + 2, 10)}
+    a, b = health["a.example"], health["b.example"]
+    assert (a.consecutive_failures, a.last_status, a.last_error_class) == (2, 503, "http_503")
+    assert a.last_success_at == NOW
+    assert (b.consecutive_failures, b.last_status, b.last_success_at) == (3, 504, None)
