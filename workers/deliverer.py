@@ -332,4 +332,5 @@ SPEC = RoleSpec(
     build=lambda context: Deliverer(context.services, engine=context.engine()),
     metrics_port=9102,
     with_roles=("verifier",),
+    tick_interval=0.01,
 )

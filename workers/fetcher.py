@@ -234,4 +234,5 @@ SPEC = RoleSpec(
     build=lambda context: Fetcher(context.services, engine=context.engine()),
     metrics_port=9101,
     with_roles=("janitor",),
+    tick_interval=0.005,
 )

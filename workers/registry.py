@@ -42,5 +42,9 @@ def embedded_processes(settings: Settings) -> list[str]:
 def build_worker(context: WorkerContext, name: str) -> Worker:
     """The worker of process ``name``: its roles on one consume loop."""
     services = context.services
-    roles = [spec.build(context) for spec in process_roles(name)]
-    return Worker(services.messaging, roles, metrics=services.metrics, name=name)
+    specs = process_roles(name)
+    roles = [spec.build(context) for spec in specs]
+    tick = min(spec.tick_interval for spec in specs)
+    return Worker(
+        services.messaging, roles, metrics=services.metrics, name=name, tick_interval=tick
+    )

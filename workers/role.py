@@ -88,3 +88,6 @@ class RoleSpec:
     metrics_port: int  # the default of HUB_METRICS_PORT for ``broker-hub <name>``
     with_roles: tuple[str, ...] = ()  # other roles ``broker-hub <name>`` runs in its process
     enabled: Callable[[Settings], bool] = lambda settings: True
+    # how long the consume loop waits for a message before the next tick(): work finished on
+    # the event loop (a fetch, a delivery) is recorded at the latest this much later
+    tick_interval: float = 0.2

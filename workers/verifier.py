@@ -226,4 +226,5 @@ SPEC = RoleSpec(
     help="verification of intent only (broker-hub deliverer runs it too)",
     build=lambda context: Verifier(context.services, engine=context.engine()),
     metrics_port=9103,
+    tick_interval=0.01,
 )
