@@ -64,8 +64,14 @@ class AddressSlots:
                 del self._recent[key]
         started = self._started.get(key)
         if started:
+            # Start times are inserted in clock order, so the slow ones come first: count them
+            # and stop at the first quick one (counting every unit in flight on each acquire
+            # was ~10 % of a deliverer's time with hundreds in flight to one address).
             since = now - self.slow_after
-            slow += sum(1 for t in started.values() if t <= since)
+            for began in started.values():
+                if began > since or slow >= self.per_address:
+                    break
+                slow += 1
         return slow
 
     def try_acquire(self, key: str) -> int:
