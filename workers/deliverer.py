@@ -19,7 +19,6 @@ from collections.abc import Callable
 from typing import Any
 
 from broker_hub import topology
-from broker_hub.errors import Unavailable
 from broker_hub.messages import DeliverBatch, DeliverOne, Message
 from broker_hub.opsview import error_class
 from broker_hub.retry import (
@@ -31,6 +30,7 @@ from broker_hub.retry import (
 from broker_hub.services import Services
 from broker_hub.storage import MirrorResult, Notification, Subscription
 from workers.distribution import Distribution
+from workers.holdback import HoldBack
 from workers.http_engine import HttpEngine
 from workers.inbound import Inbound
 from workers.ordering import RECHECK_SECONDS, DeliveryOrder
@@ -46,7 +46,7 @@ FLUSH_EVERY = 128  # outcomes handed to the consumer thread at once...
 FLUSH_SECONDS = 0.02  # ...or after this long, whichever comes first
 
 
-class Deliverer(Role, Redelivery):
+class Deliverer(Role, Redelivery, HoldBack):
     """Consumes the deliver queue: DeliverBatch and DeliverOne (a retry) messages."""
 
     name = "deliverer"
@@ -100,36 +100,6 @@ class Deliverer(Role, Redelivery):
     def refresh_labels(self) -> None:
         for mirror in self.pacing.refresh():
             self._latency_children.pop(mirror, None)
-
-    def _hold_back(self, job: Job, subs: list[Subscription], pinged_at: float
-                   ) -> list[Subscription]:
-        """The subscriptions to deliver now; those of paused mirrors wait in the delay queue
-        for the breaker's pause (the attempt is not counted: pausing never parks)."""
-        assert job.notification is not None
-        ready, held = self.pacing.split(subs)
-        waiting = self.order.behind(job.notification, ready)
-        if waiting:  # the topic's previous notification first (workers/ordering.py)
-            held += [(s, RECHECK_SECONDS) for s in ready if s.id in waiting]
-            ready = [s for s in ready if s.id not in waiting]
-        for sub, wait in held:
-            try:
-                self.publisher.publish_delayed(
-                    DeliverOne(
-                        job.notification.id,
-                        sub.id,
-                        pinged_at,
-                        job.attempt,
-                        "waiting" if sub.id in waiting else "paused",
-                    ),
-                    topology.DELIVER,
-                    wait,
-                )
-            except Unavailable:
-                ready.append(sub)  # cannot hold it back: deliver it now
-                continue
-            outcome = "waiting" if sub.id in waiting else "paused"
-            self.metrics.deliveries.labels(self.pacing.label(sub.mirror), outcome).inc()
-        return ready
 
     # -- distribution -----------------------------------------------------------------------
 
