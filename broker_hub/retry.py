@@ -5,16 +5,15 @@ from __future__ import annotations
 import email.utils
 import random
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 DELIVERED = "delivered"
 GONE = "gone"
 RETRY = "retry"
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """The result of one outbound HTTP attempt."""
+class Attempt(NamedTuple):
+    """The result of one outbound HTTP attempt (a named tuple: one is built per delivery)."""
 
     status: int | None  # None: no HTTP answer (connection error, timeout, refused address)
     error: str = ""

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import queue
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +73,7 @@ class Deliverer(Role, Redelivery, HoldBack):
         self._notifications: OrderedDict[int, Notification] = OrderedDict()
         self._latency_children: dict[str, Any] = {}
         self._mirror_results: list[MirrorResult] = []  # for /status and mirror health
+        self._outcomes: Counter[tuple[str, str]] = Counter()  # (mirror label, outcome) per tick
         # bounded `mirror` labels and the per-mirror circuit breaker
         self.pacing = Pacing(self.storage, self.metrics, labels_max=settings.mirror_labels_max,
                              backoff_base=settings.delivery_backoff_base, clock=self.clock)
@@ -244,7 +245,7 @@ class Deliverer(Role, Redelivery, HoldBack):
             self.pacing.record(sub.mirror, False)
             self.metrics.delivery_failures.labels(label, failure).inc()
             outcome = self._retry_delivery(job, sub, attempt, pinged_at)
-        self.metrics.deliveries.labels(label, outcome).inc()
+        self._outcomes[label, outcome] += 1  # counted once per tick: labels() costs ~1.5 µs
         job.remaining -= 1
 
     # -- the consumer thread's side ---------------------------------------------------------
@@ -267,6 +268,9 @@ class Deliverer(Role, Redelivery, HoldBack):
             if job.remaining == 0:
                 finished.append(job)
         self.storage.mark_delivered(delivered)
+        for (label, outcome), count in self._outcomes.items():
+            self.metrics.deliveries.labels(label, outcome).inc(count)
+        self._outcomes.clear()
         if self._mirror_results:
             results, self._mirror_results = self._mirror_results, []
             self.storage.record_mirror_results(results, self.clock())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from broker_hub.storage.backends import Backend
 
@@ -32,9 +33,8 @@ class TopicRow:
     pending_pings: int  # pings whose fetch has not finished
 
 
-@dataclass(frozen=True)
-class MirrorResult:
-    """One delivery outcome, as the deliverer reports it."""
+class MirrorResult(NamedTuple):
+    """One delivery outcome, as the deliverer reports it (a named tuple: one per delivery)."""
 
     mirror: str
     ok: bool
