@@ -64,6 +64,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--client", choices=["builtin", "aiohttp"], default="builtin",
                    help="broker-hub's outbound HTTP client (HUB_HTTP_CLIENT): deliveries and "
                         "verifications through workers/http11.py or aiohttp's ClientSession")
+    p.add_argument("--broker-hub", metavar="EXE", default="",
+                   help="the broker-hub executable to bench (default: this checkout's); e.g. "
+                        "another checkout's .venv/bin/broker-hub, for a before/after comparison "
+                        "through the same harness")
     p.add_argument("--keep-workdir", action="store_true", help="keep logs and databases")
     args = p.parse_args(argv)
     if args.quick:
@@ -137,7 +141,8 @@ async def bench(args: argparse.Namespace, ctx: Context, servers: Servers) -> lis
         record: dict[str, Any] = {}
         runs.append(record)
         hubs: list[tuple[str, Hub, list[int]]] = [
-            ("broker-hub", BrokerHub(ctx, name=f"bh{run}", db=args.db, tunables=tunables),
+            ("broker-hub", BrokerHub(ctx, name=f"bh{run}", db=args.db, tunables=tunables,
+                                       exe=args.broker_hub),
              args.sizes)]
         if not args.skip_peer:
             hubs.append(("flask-websub", FlaskWebSub(ctx, name=f"fw{run}",
@@ -154,7 +159,8 @@ async def bench(args: argparse.Namespace, ctx: Context, servers: Servers) -> lis
                 hub.cleanup()
         if args.no_two_deliverers:
             continue
-        hub2 = BrokerHub(ctx, name=f"bh{run}d2", deliverers=2, db=args.db, tunables=tunables)
+        hub2 = BrokerHub(ctx, name=f"bh{run}d2", deliverers=2, db=args.db, tunables=tunables,
+                         exe=args.broker_hub)
         try:
             record["broker-hub-2-deliverers"] = await _run_hub(hub2, servers, [two_size], args,
                                                                run, do_ping=False)
@@ -214,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"broker-hub bench {run_id}: sizes {args.sizes}, {args.publishes} publishes, "
         f"{args.runs} run(s), db={args.db}, peer={'no' if args.skip_peer else 'flask-websub 0.4.1'}"
         f"; logs in {workdir}/logs")
+    if args.broker_hub:
+        log(f"broker-hub executable: {args.broker_hub}")
     try:
         pub_port, sub_port = procs.free_port(), procs.free_port()
         publisher = procs.Proc("publisher", [str(tools_python), "-m", "bench.publisher",

@@ -109,8 +109,10 @@ class BrokerHub(Hub):
     ping_param = "hub.url"
 
     def __init__(self, ctx: Context, *, name: str, deliverers: int = 1, db: str = "sqlite",
-                 tunables: dict[str, str] | None = None, extra_roles: tuple[str, ...] = ()):
+                 tunables: dict[str, str] | None = None, extra_roles: tuple[str, ...] = (),
+                 exe: str = ""):
         super().__init__(ctx)
+        self.exe = exe  # the broker-hub executable ("": this checkout's)
         self.name = name
         self.extra_roles = extra_roles  # more worker subcommands (e.g. "poller"), one each
         self.namespace = f"bench_{ctx.run_id}_{name}"
@@ -134,7 +136,8 @@ class BrokerHub(Hub):
 
     def start(self) -> None:
         exe = Path(sys.prefix) / "bin" / "broker-hub"
-        broker_hub = str(exe) if exe.exists() else (shutil.which("broker-hub") or "broker-hub")
+        broker_hub = self.exe or (
+            str(exe) if exe.exists() else (shutil.which("broker-hub") or "broker-hub"))
         port = free_port()
         self.hub_url = f"http://127.0.0.1:{port}/"
         self.db_url = self._database()

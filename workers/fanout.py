@@ -14,6 +14,8 @@ from broker_hub.messaging import Publisher
 from broker_hub.storage import Notification, SubscribedTopic
 from broker_hub.storage.api import Store
 
+PUBLISH_PAGE = 64  # batch messages confirmed together after the first
+
 
 def _batch(notification: Notification, first_id: int, last_id: int) -> DeliverBatch:
     return DeliverBatch(
@@ -24,12 +26,24 @@ def _batch(notification: Notification, first_id: int, last_id: int) -> DeliverBa
 def fan_out(
     storage: Store, publisher: Publisher, notification: Notification, now: float, batch_size: int
 ) -> int:
-    """Batches sent page by page, so the first leaves before the last range is known."""
-    batches = 0
-    for first_id, last_id in storage.id_ranges(notification.topic, now, batch_size):
-        publisher.publish(_batch(notification, first_id, last_id), topology.DELIVER)
-        batches += 1
-    return batches
+    """The first batch is sent (and confirmed) as soon as its range is known; the others are
+    then sent ``PUBLISH_PAGE`` at a time, confirmed together. One confirm per batch put
+    10,000 subscriptions' last batch ~100 ms after the first on a busy machine (20 round
+    trips through the publisher thread), holding the deliverer's prefetch half empty."""
+    ranges = iter(storage.id_ranges(notification.topic, now, batch_size))
+    first = next(ranges, None)
+    if first is None:
+        return 0
+    publisher.publish(_batch(notification, *first), topology.DELIVER)
+    batches, page = 1, []
+    for first_id, last_id in ranges:
+        page.append((_batch(notification, first_id, last_id), topology.DELIVER))
+        if len(page) >= PUBLISH_PAGE:
+            publisher.publish_many(page)
+            batches, page = batches + len(page), []
+    if page:
+        publisher.publish_many(page)
+    return batches + len(page)
 
 
 def fan_out_many(

@@ -45,6 +45,16 @@ def build_worker(context: WorkerContext, name: str) -> Worker:
     specs = process_roles(name)
     roles = [spec.build(context) for spec in specs]
     tick = min(spec.tick_interval for spec in specs)
+    busy = [
+        (role, spec.busy_tick_interval)
+        for role, spec in zip(roles, specs, strict=True)
+        if spec.busy_tick_interval is not None
+    ]
     return Worker(
-        services.messaging, roles, metrics=services.metrics, name=name, tick_interval=tick
+        services.messaging,
+        roles,
+        metrics=services.metrics,
+        name=name,
+        tick_interval=tick,
+        busy_ticks=busy,
     )

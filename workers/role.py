@@ -91,3 +91,6 @@ class RoleSpec:
     # how long the consume loop waits for a message before the next tick(): work finished on
     # the event loop (a fetch, a delivery) is recorded at the latest this much later
     tick_interval: float = 0.2
+    # the same while the role has work in flight (``in_flight() > 0``), where a shorter wait
+    # is worth its wake-ups: a finished fetch is on the path from ping to first delivery
+    busy_tick_interval: float | None = None

@@ -47,12 +47,14 @@ class Worker:
         name: str = "worker",
         tick_interval: float = 0.02,
         drain_timeout: float = 20.0,
+        busy_ticks: list[tuple[Role, float]] | None = None,
     ):
         self.messaging = messaging
         self.roles = roles
         self.metrics = metrics
         self.name = name
         self.tick_interval = tick_interval
+        self.busy_ticks = busy_ticks or []  # (role, the tick while it has work in flight)
         self.drain_timeout = drain_timeout
         self.should_stop = threading.Event()
         self.ready = threading.Event()
@@ -107,7 +109,7 @@ class Worker:
             last_beat = time.monotonic()
             while not self.should_stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    conn.drain_events(timeout=self.tick_interval)
+                    conn.drain_events(timeout=self._tick_wait())
                     # then whatever else has arrived, without waiting: roles can batch
                     for _ in range(DRAIN_BATCH):
                         conn.drain_events(timeout=0)
@@ -122,6 +124,13 @@ class Worker:
             for consumer in consumers:
                 consumer.cancel()
             self._drain()
+
+    def _tick_wait(self) -> float:
+        wait = self.tick_interval
+        for role, busy in self.busy_ticks:
+            if busy < wait and role.in_flight():
+                wait = busy
+        return wait
 
     def _consumer(self, conn: Connection, role: Role, consume: Consume) -> Consumer:
         channel = conn.channel()

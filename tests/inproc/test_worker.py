@@ -99,3 +99,60 @@ def test_a_change_recorded_twice_is_one_notification(services: Services) -> None
     record_fetches(services, [plan])  # the retry: stored already, fanned out again, recorded
     assert services.storage.notifications_after(topic, 0, 10) == first
     assert len([m for m, _ in take(services, topology.DELIVER)]) == 1
+
+
+def test_fan_out_covers_every_subscription_once_first_batch_alone(
+    services: Services, monkeypatch
+) -> None:
+    """A big topic's batches: the first published on its own, the rest in confirmed pages;
+    together they cover each active subscription exactly once, in id order."""
+    from broker_hub.messages import DeliverBatch
+    from broker_hub.storage import NewNotification
+    from workers import fanout
+
+    topic = "http://t.example/big"
+    now = services.clock()
+    for n in range(11):
+        services.storage.activate(topic, f"http://m{n}.example/cb", None, 3600, now)
+    [notification] = services.storage.add_notifications(
+        [NewNotification(topic, "text/plain", b"x", key="k", pinged_at=now)],
+        pinged_at=now,
+        now=now,
+    )
+    calls: list[int] = []
+    publish_many = services.publisher.publish_many
+    monkeypatch.setattr(fanout, "PUBLISH_PAGE", 2)
+
+    def counted(items: list) -> None:
+        calls.append(len(items))
+        publish_many(items)
+
+    monkeypatch.setattr(services.publisher, "publish_many", counted)
+    assert fanout.fan_out(services.storage, services.publisher, notification, now, 3) == 4
+    assert calls == [2, 1]  # batches 2-3, then 4: the first went alone
+    batches = [m for m, _ in take(services, topology.DELIVER)]
+    assert all(isinstance(b, DeliverBatch) for b in batches)
+    ids = [sub.id for b in batches for sub in services.storage.due_in_range(
+        topic, b.first_id, b.last_id, notification.id, now)]
+    assert len(ids) == 11 and ids == sorted(set(ids))
+
+
+def test_the_consume_loop_waits_less_while_a_busy_tick_role_has_work_in_flight(
+    services: Services,
+) -> None:
+    from workers.registry import ROLES
+    from workers.worker import Worker
+
+    class Busy(ScriptedRole):
+        flying = 0
+
+        def in_flight(self) -> int:
+            return self.flying
+
+    role = Busy(lambda message, inbound: None)
+    worker = Worker(services.messaging, [role], metrics=services.metrics, tick_interval=0.02,
+                    busy_ticks=[(role, 0.001)])
+    assert worker._tick_wait() == 0.02
+    role.flying = 1
+    assert worker._tick_wait() == 0.001
+    assert ROLES["fetcher"].busy_tick_interval == 0.001  # the fetcher registers one
