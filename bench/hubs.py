@@ -112,7 +112,8 @@ class BrokerHub(Hub):
                  tunables: dict[str, str] | None = None, extra_roles: tuple[str, ...] = (),
                  exe: str = ""):
         super().__init__(ctx)
-        self.exe = exe  # the broker-hub executable ("": this checkout's)
+        own = Path(sys.prefix) / "bin" / "broker-hub"  # the default: this checkout's
+        self.exe = exe or (str(own) if own.exists() else shutil.which("broker-hub") or "broker-hub")
         self.name = name
         self.extra_roles = extra_roles  # more worker subcommands (e.g. "poller"), one each
         self.namespace = f"bench_{ctx.run_id}_{name}"
@@ -135,9 +136,6 @@ class BrokerHub(Hub):
         return f"sqlite:///{self.ctx.workdir / (self.name + '.db')}"
 
     def start(self) -> None:
-        exe = Path(sys.prefix) / "bin" / "broker-hub"
-        broker_hub = self.exe or (
-            str(exe) if exe.exists() else (shutil.which("broker-hub") or "broker-hub"))
         port = free_port()
         self.hub_url = f"http://127.0.0.1:{port}/"
         self.db_url = self._database()
@@ -160,7 +158,7 @@ class BrokerHub(Hub):
         def spawn(role: str, index: int, extra: dict[str, str]) -> Proc:
             env = dict(base, **extra)
             name = f"{self.name}-{role}{index if index else ''}"
-            proc = Proc(name, [broker_hub, role], env=env, cwd=str(self.ctx.workdir),
+            proc = Proc(name, [self.exe, role], env=env, cwd=str(self.ctx.workdir),
                         logdir=logdir)
             self.procs.setdefault(role, []).append(proc)
             return proc

@@ -7,6 +7,7 @@ delivery; the deliverer reads the batch's subscriptions itself (``due_in_range``
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import islice
 
 from broker_hub import topology
 from broker_hub.messages import DeliverBatch
@@ -35,15 +36,13 @@ def fan_out(
     if first is None:
         return 0
     publisher.publish(_batch(notification, *first), topology.DELIVER)
-    batches, page = 1, []
-    for first_id, last_id in ranges:
-        page.append((_batch(notification, first_id, last_id), topology.DELIVER))
-        if len(page) >= PUBLISH_PAGE:
-            publisher.publish_many(page)
-            batches, page = batches + len(page), []
-    if page:
+    batches = 1
+    while page := [
+        (_batch(notification, *span), topology.DELIVER) for span in islice(ranges, PUBLISH_PAGE)
+    ]:
         publisher.publish_many(page)
-    return batches + len(page)
+        batches += len(page)
+    return batches
 
 
 def fan_out_many(

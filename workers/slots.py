@@ -46,7 +46,7 @@ class AddressSlots:
         self._tokens = itertools.count(1)
         self._freed: asyncio.Event | None = None  # created on the loop that waits...
         self._loop: asyncio.AbstractEventLoop | None = None  # ...which is this one
-        self._waiting = 0  # waiters on the loop: a release wakes them only when there are
+        self._waiting = 0  # workers in wait_for_release: a release wakes the loop only then
 
     def full(self, key: str) -> bool:
         """True when ``key`` has ``per_address`` slow units in flight."""
@@ -64,14 +64,7 @@ class AddressSlots:
                 del self._recent[key]
         started = self._started.get(key)
         if started:
-            # Start times are inserted in clock order, so the slow ones come first: count them
-            # and stop at the first quick one (counting every unit in flight on each acquire
-            # was ~10 % of a deliverer's time with hundreds in flight to one address).
-            since = now - self.slow_after
-            for began in started.values():
-                if began > since or slow >= self.per_address:
-                    break
-                slow += 1
+            slow += count_slow(started.values(), now - self.slow_after, self.per_address - slow)
         return slow
 
     def try_acquire(self, key: str) -> int:
@@ -115,6 +108,18 @@ class AddressSlots:
             self._waiting -= 1
 
 
+def count_slow(started: Iterable[float], since: float, cap: int) -> int:
+    """How many of ``started`` (start times in clock order) began before ``since``, counting
+    up to ``cap``: the slow ones come first, so stop at the first quick one (counting every
+    unit in flight on each acquire was ~10 % of a deliverer's time with hundreds in flight)."""
+    slow = 0
+    for began in started:
+        if began > since or slow >= cap:
+            break
+        slow += 1
+    return slow
+
+
 def address_of(sub: Subscription) -> str:
     """The slot key of a subscription: the address stored when it was verified, else (rows
     older than that column) its callback's, from the cache only (never waits for DNS)."""
@@ -143,12 +148,13 @@ class Lanes:
 
     def take(self) -> Subscription | None:
         """The next subscription whose address has a free slot (taken), else None."""
-        since = self.slots.clock() - self.slots.slow_after
+        now = self.slots.clock()
+        since = now - self.slots.slow_after
         for _ in range(len(self._order)):
             key = self._order.popleft()
             mine = self._mine.get(key)
             token = 0
-            if mine is None or self._slow(mine, since) < self.per_batch:
+            if mine is None or count_slow(mine.values(), since, self.per_batch) < self.per_batch:
                 token = self.slots.try_acquire(key)
             if token:
                 lane = self._lanes[key]
@@ -156,7 +162,7 @@ class Lanes:
                 self._held[id(sub)] = (key, token)
                 if mine is None:
                     mine = self._mine[key] = {}
-                mine[id(sub)] = since + self.slots.slow_after
+                mine[id(sub)] = now
                 if lane:
                     self._order.append(key)
                 else:
@@ -164,14 +170,6 @@ class Lanes:
                 return sub
             self._order.append(key)
         return None
-
-    def _slow(self, mine: dict[int, float], since: float) -> int:
-        slow = 0
-        for began in mine.values():  # in start order: stop at the first quick one
-            if began > since or slow >= self.per_batch:
-                break
-            slow += 1
-        return slow
 
     def spill(self, full: Callable[[str], bool]) -> list[Subscription]:
         """Take out, untried, every subscription left on an address for which ``full``."""
