@@ -130,19 +130,16 @@ class Deliverer(Role, Redelivery, HoldBack):
             if inbound.park_message(msg, "notification no longer stored"):
                 self.metrics.parked.labels("unexpected").inc()
             return
-        if (
-            isinstance(msg, DeliverBatch)
-            and subs
-            and job.notification is not None
-            and len(self.order.behind(job.notification, subs)) == len(subs)
-        ):  # the whole batch waits for the topic's previous notification: one message again,
+        waiting = self.order.behind(job.notification, subs) if subs and job.notification else set()
+        if isinstance(msg, DeliverBatch) and subs and len(waiting) == len(subs):
+            # the whole batch waits for the topic's previous notification: one message again,
             # looking less often the longer it waits (0.25 s, 0.5 s, 1 s, then every 2 s)
             waits = int((inbound.raw.headers or {}).get("x-hub-waits", 0) or 0)
             delay = min(RECHECK_SECONDS * 2**waits, 2.0)
             inbound.later(msg, delay, **{"x-hub-waits": waits + 1})
             return
         if subs:
-            subs = self._hold_back(job, subs, msg.pinged_at)
+            subs = self._hold_back(job, subs, msg.pinged_at, waiting)
             job.remaining = len(subs)
         if not subs:
             inbound.ack()

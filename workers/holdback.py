@@ -15,7 +15,6 @@ from workers.redelivery import Job
 if TYPE_CHECKING:
     from broker_hub.messaging import Publisher
     from broker_hub.metrics import Metrics
-    from workers.ordering import DeliveryOrder
     from workers.pacing import Pacing
 
 
@@ -24,18 +23,17 @@ class HoldBack:
     not counted: holding back never parks)."""
 
     pacing: Pacing
-    order: DeliveryOrder
     publisher: Publisher
     metrics: Metrics
 
     def _hold_back(
-        self, job: Job, subs: list[Subscription], pinged_at: float
+        self, job: Job, subs: list[Subscription], pinged_at: float, waiting: set[int]
     ) -> list[Subscription]:
         """The subscriptions to deliver now; those of paused mirrors wait in the delay queue
-        for the breaker's pause (the attempt is not counted: pausing never parks)."""
+        for the breaker's pause (the attempt is not counted: pausing never parks), and those
+        ``waiting`` (ids, :meth:`DeliveryOrder.behind`) for the topic's previous notification."""
         assert job.notification is not None
         ready, held = self.pacing.split(subs)
-        waiting = self.order.behind(job.notification, ready)
         if waiting:  # the topic's previous notification first (workers/ordering.py)
             held += [(s, RECHECK_SECONDS) for s in ready if s.id in waiting]
             ready = [s for s in ready if s.id not in waiting]
