@@ -53,7 +53,9 @@ def fan_out_many(
     batch_size: int,
 ) -> int:
     """Many notifications of small topics at once: a topic whose subscriptions fit one batch
-    gets one message from the span it already knows, and all are confirmed together."""
+    gets one message from the span it already knows, and all are confirmed together. The
+    spans come from ``Store.subscribed_topics(..., up_to=batch_size + 1)``: a count over
+    ``batch_size`` means "more than one batch", paged by :func:`fan_out`."""
     small: list[tuple[DeliverBatch, str]] = []
     batches = 0
     for notification, subscribed in notifications:

@@ -104,13 +104,16 @@ def record_fetches(services: Services, plans: list[FetchPlan]) -> None:
     new = [p.notification for p in plans if p.notification is not None]
     if new:
         notifications = storage.add_notifications(new, pinged_at=now, now=now)
-        subscribed = storage.subscribed_topics({n.topic for n in notifications}, now)
+        batch_size = services.settings.delivery_batch_size
+        subscribed = storage.subscribed_topics(
+            {n.topic for n in notifications}, now, up_to=batch_size + 1
+        )
         fan_out_many(
             storage,
             services.publisher,
             [(n, subscribed[n.topic]) for n in notifications if n.topic in subscribed],
             now,
-            services.settings.delivery_batch_size,
+            batch_size,
         )
         for n in notifications:
             logger.debug(

@@ -45,7 +45,9 @@ def publish_round(services: Services, round_: Round) -> Published:
     firehose = firehose_topic(public)
     groups = by_project(round_.changes)
     topic_of = {name: project_topic(public, name) for name in groups}
-    subscribed = storage.subscribed_topics([firehose, *topic_of.values()], now)
+    subscribed = storage.subscribed_topics(
+        [firehose, *topic_of.values()], now, up_to=settings.delivery_batch_size + 1
+    )
     key = None if round_.degraded else f"{round_.since}-{round_.until}"
     new: list[NewNotification] = []
     if firehose in subscribed:

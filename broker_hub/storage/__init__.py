@@ -189,17 +189,28 @@ class Storage(
         ).fetchone()
         return row is not None
 
-    def subscribed_topics(self, topics: Iterable[str], now: float) -> dict[str, SubscribedTopic]:
-        """Which of ``topics`` have active subscriptions, with the span of their ids."""
+    def subscribed_topics(
+        self, topics: Iterable[str], now: float, up_to: int
+    ) -> dict[str, SubscribedTopic]:
+        """Which of ``topics`` have active subscriptions: the first ``up_to`` of each (fewer
+        when it has fewer), their count and the span of their ids.
+
+        Each topic reads at most ``up_to`` index entries: counting every subscription of a
+        10,000-subscriber topic took 5.5 ms against 0.5 ms (SQLite, in memory), on the way
+        from ping to first delivery; 500 topics of 2 cost 4.2 ms against 2.7 ms."""
         found: dict[str, SubscribedTopic] = {}
         names = sorted(set(topics))
-        for start in range(0, len(names), 500):
-            chunk = names[start : start + 500]
+        for start in range(0, len(names), 100):  # SQLite allows 500 parts in a UNION
+            chunk = names[start : start + 100]
+            capped = " UNION ALL ".join(
+                f"SELECT topic, id FROM (SELECT topic, id FROM subscriptions WHERE topic = ? "
+                f"AND expires_at > ? ORDER BY id LIMIT ?) AS t{i}"
+                for i in range(len(chunk))
+            )
             rows = self.backend.execute(
-                "SELECT topic, MIN(id), MAX(id), COUNT(*) FROM subscriptions "
-                f"WHERE topic IN ({', '.join('?' * len(chunk))}) AND expires_at > ? "
+                f"SELECT topic, MIN(id), MAX(id), COUNT(*) FROM ({capped}) AS capped "
                 "GROUP BY topic",
-                (*chunk, now),
+                [value for topic in chunk for value in (topic, now, up_to)],
             ).fetchall()
             for topic, first, last, count in rows:
                 found[topic] = SubscribedTopic(topic, int(first), int(last), int(count))

@@ -153,7 +153,8 @@ class ProjectMark:
 
 @dataclass(frozen=True)
 class SubscribedTopic:
-    """A topic with active subscriptions: their ids span [first_id, last_id]."""
+    """A topic with active subscriptions: ``count`` of them (counted up to a cap) have ids
+    spanning [first_id, last_id]."""
 
     topic: str
     first_id: int

@@ -480,3 +480,21 @@ def test_mirror_results_fold_in_order(storage: Storage) -> None:
     assert (a.consecutive_failures, a.last_status, a.last_error_class) == (2, 503, "http_503")
     assert a.last_success_at == NOW
     assert (b.consecutive_failures, b.last_status, b.last_success_at) == (3, 504, None)
+
+
+def test_subscribed_topics_reads_at_most_up_to_of_each_topic(storage: Storage) -> None:
+    """Counting stops at ``up_to`` (a big topic is "more than one batch", never counted whole);
+    expired subscriptions and unsubscribed topics are left out; more than one chunk of topics."""
+    now = 1000.0
+    big = "http://t.example/big"
+    for n in range(7):
+        storage.activate(big, f"http://m{n}.example/cb", None, 3600, now)
+    storage.activate(big, "http://old.example/cb", None, 10, now - 100)  # expired
+    ids = sorted(s.id for s in storage.due_in_range(big, 0, 10**9, 1, now))
+    small = [f"http://t.example/p{k}" for k in range(150)]
+    for k, topic in enumerate(small):
+        storage.activate(topic, f"http://s{k}.example/cb", None, 3600, now)
+    found = storage.subscribed_topics([big, *small, "http://t.example/nobody"], now, up_to=3)
+    assert (found[big].count, found[big].first_id, found[big].last_id) == (3, ids[0], ids[2])
+    assert len(found) == 151 and all(found[t].count == 1 for t in small)
+    assert found[small[0]].first_id == found[small[0]].last_id
